@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 ARGS ?=
 
-.PHONY: all build run test test-short vet generate ui bench clean setup-run setup-test
+.PHONY: all build run test vet generate ui bench clean setup-run setup-test chdb
 
 all: build
 
@@ -52,3 +52,7 @@ bench: build
 
 clean:
 	rm -rf bin
+
+# chdb fetches libchdb.so (ClickHouse as a library) into ~/.cache/vigil/chdb.
+chdb:
+	@bash deploy/setup.sh run

@@ -21,6 +21,8 @@ import (
 	"github.com/knadh/koanf/providers/posflag"
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
+
+	"github.com/vigil-dev/vigil/collector"
 	goyaml "go.yaml.in/yaml/v3"
 )
 
@@ -62,9 +64,9 @@ type LLMConfig struct {
 	MaxTokens int           `koanf:"max_tokens"`
 }
 
-// knownProbes are the names --probes accepts. The collector reports at run
-// time which of them loaded.
-var knownProbes = []string{"exec", "exit", "fork", "tcp", "retransmit", "file", "priv", "syscalls", "runq", "oom", "signal"}
+// knownProbes are the names --probes accepts: the collector's registry is
+// the one list of them.
+var knownProbes = collector.ProbeNames()
 
 func defaultConfig() Config {
 	return Config{

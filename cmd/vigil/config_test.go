@@ -16,7 +16,7 @@ func TestConfigPrecedence(t *testing.T) {
 	if err := os.WriteFile(file, []byte(`
 data_dir: /from/file
 listen: 127.0.0.1:7000
-probes: [exec, tcp]
+probes: [exec]
 clickhouse:
   tcp_port: 9100
 llm:
@@ -39,15 +39,15 @@ llm:
 			if c.DataDir != "/from/file" || c.ClickHouse.TCPPort != 9100 || c.LLM.Timeout != 30*time.Second {
 				t.Errorf("file not applied: %+v", c)
 			}
-			if strings.Join(c.Probes, ",") != "exec,tcp" {
+			if strings.Join(c.Probes, ",") != "exec" {
 				t.Errorf("probes = %v", c.Probes)
 			}
 			if c.ClickHouse.HTTPPort != 8123 {
 				t.Errorf("unset key lost its default: %d", c.ClickHouse.HTTPPort)
 			}
 		}},
-		{"env over file", []string{"--config", file}, []string{"VIGIL_DATA_DIR=/from/env", "VIGIL_PROBES=exec,file"}, func(t *testing.T, c Config) {
-			if c.DataDir != "/from/env" || strings.Join(c.Probes, ",") != "exec,file" {
+		{"env over file", []string{"--config", file}, []string{"VIGIL_DATA_DIR=/from/env", "VIGIL_PROBES= exec , exec"}, func(t *testing.T, c Config) {
+			if c.DataDir != "/from/env" || strings.Join(c.Probes, ",") != "exec,exec" {
 				t.Errorf("env not applied: %+v", c)
 			}
 		}},

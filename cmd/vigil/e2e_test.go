@@ -163,6 +163,8 @@ func TestCollectJSONLShowsExec(t *testing.T) {
 // upProcess is a running `vigil up`.
 type upProcess struct {
 	cmd      *exec.Cmd
+	exited   chan struct{} // closed when the process has been waited for
+	waitErr  error
 	dataDir  string
 	httpPort int
 	listen   string
@@ -211,10 +213,14 @@ func startUp(t *testing.T, extra ...string) *upProcess {
 	if err := u.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	u.exited = make(chan struct{})
+	go func() { u.waitErr = u.cmd.Wait(); close(u.exited) }()
 	t.Cleanup(func() {
-		if u.cmd.ProcessState == nil {
+		select {
+		case <-u.exited:
+		default:
 			_ = u.cmd.Process.Kill()
-			_ = u.cmd.Wait()
+			<-u.exited
 		}
 		if t.Failed() {
 			t.Logf("vigil up output:\n%s", u.out.String())
@@ -226,10 +232,11 @@ func startUp(t *testing.T, extra ...string) *upProcess {
 		if time.Now().After(deadline) {
 			t.Fatalf("vigil up did not print the dashboard URL within 90s:\n%s", u.out.String())
 		}
-		if u.cmd.ProcessState != nil {
-			t.Fatalf("vigil up exited early:\n%s", u.out.String())
+		select {
+		case <-u.exited:
+			t.Fatalf("vigil up exited early (%v):\n%s", u.waitErr, u.out.String())
+		case <-time.After(200 * time.Millisecond):
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
 	return u
 }
@@ -254,12 +261,10 @@ func (u *upProcess) stop(t *testing.T) {
 	if err := u.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- u.cmd.Wait() }()
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("vigil up exited with %v after SIGTERM:\n%s", err, u.out.String())
+	case <-u.exited:
+		if u.waitErr != nil {
+			t.Fatalf("vigil up exited with %v after SIGTERM:\n%s", u.waitErr, u.out.String())
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("vigil up still running 10s after SIGTERM:\n%s", u.out.String())

@@ -15,12 +15,3 @@ func newUpCmd() *cobra.Command {
 		return errors.New("not wired")
 	}}
 }
-func newClickHouseCmd() *cobra.Command { return &cobra.Command{Use: "clickhouse"} }
-func newCollectCmd() *cobra.Command {
-	return &cobra.Command{Use: "collect", RunE: func(cmd *cobra.Command, _ []string) error {
-		if _, _, err := setup(cmd); err != nil {
-			return err
-		}
-		return errors.New("not wired")
-	}}
-}
