@@ -47,8 +47,15 @@ func NewLive(pub Publisher, perBatch, keep int) *Live {
 	return &Live{pub: pub, perBatch: perBatch, keep: keep, recent: map[collector.Kind]*ring{}}
 }
 
-// Consume implements Sink.
-func (l *Live) Consume(_ context.Context, b collector.Batch) error {
+// Run implements Consumer.
+func (l *Live) Run(_ context.Context, in <-chan collector.Batch) error {
+	for b := range in {
+		l.consume(b)
+	}
+	return nil
+}
+
+func (l *Live) consume(b collector.Batch) {
 	defer b.Record.Release()
 	n := int(b.Record.NumRows())
 	// Rows are sent newest last, so take the tail of the batch.
@@ -73,7 +80,6 @@ func (l *Live) Consume(_ context.Context, b collector.Batch) error {
 			l.pub.Publish("event", e)
 		}
 	}
-	return nil
 }
 
 // Recent returns up to n of the newest events of kind, newest first.

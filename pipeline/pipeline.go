@@ -16,25 +16,20 @@ import (
 	"github.com/vigil-dev/vigil/collector"
 )
 
-// Sink is one consumer of batches.
-type Sink interface {
-	// Consume handles one batch. It owns one reference to b.Record and must
-	// release it. ctx is cancelled only when the drain deadline has passed.
-	Consume(ctx context.Context, b collector.Batch) error
+// Consumer is one stage behind the fan-out. Run reads in until it is closed,
+// finishes its work (flushing whatever it buffers) and returns. It owns one
+// reference to each batch's Record and must release it. ctx is cancelled
+// only when the drain deadline has passed during shutdown.
+type Consumer interface {
+	Run(ctx context.Context, in <-chan collector.Batch) error
 }
 
-// Flusher is implemented by sinks that buffer: Flush is called once, after
-// the last Consume, when the pipeline shuts down.
-type Flusher interface {
-	Flush(ctx context.Context) error
-}
-
-// Stage names a sink and sizes its queue.
+// Stage names a consumer and sizes its queue.
 type Stage struct {
-	Name string
-	Sink Sink
-	// Queue is how many batches may wait for the sink; when it is full the
-	// batch is dropped for this sink only, and counted.
+	Name     string
+	Consumer Consumer
+	// Queue is how many batches may wait for the consumer; when it is full
+	// the batch is dropped for this stage only, and counted.
 	Queue int
 }
 
@@ -53,7 +48,6 @@ type StageStats struct {
 	Rows      uint64 `json:"rows"`
 	Dropped   uint64 `json:"dropped_batches"`
 	DropRows  uint64 `json:"dropped_rows"`
-	Errors    uint64 `json:"errors"`
 	Depth     int    `json:"queue_depth"`
 	QueueSize int    `json:"queue_size"`
 }
@@ -67,9 +61,9 @@ type Pipeline struct {
 type stage struct {
 	Stage
 	queue chan collector.Batch
-	// Counters are written by the fan-out loop (drops) and the stage's own
-	// goroutine (the rest) and read by Stats from any goroutine.
-	batches, rows, dropped, dropRows, errors atomic.Uint64
+	// Counters are written by the fan-out loop and read by Stats from any
+	// goroutine.
+	batches, rows, dropped, dropRows atomic.Uint64
 }
 
 // New builds a pipeline over the given stages.
@@ -111,6 +105,8 @@ func (p *Pipeline) Run(in <-chan collector.Batch) error {
 			b.Record.Retain()
 			select {
 			case s.queue <- b:
+				s.batches.Add(1)
+				s.rows.Add(rows)
 			default:
 				b.Record.Release()
 				s.dropped.Add(1)
@@ -136,20 +132,16 @@ func (p *Pipeline) Run(in <-chan collector.Batch) error {
 }
 
 func (p *Pipeline) runStage(ctx context.Context, s *stage) error {
+	err := s.Consumer.Run(ctx, s.queue)
+	// A consumer that returned early must not strand the fan-out's
+	// references: release whatever is still queued.
 	for b := range s.queue {
-		rows := uint64(b.Record.NumRows())
-		if err := s.Sink.Consume(ctx, b); err != nil {
-			s.errors.Add(1)
-			p.opts.Logger.Error("pipeline stage failed on a batch", "stage", s.Name, "kind", b.Kind, "rows", rows, "err", err)
-			continue
-		}
-		s.batches.Add(1)
-		s.rows.Add(rows)
+		b.Record.Release()
+		s.dropped.Add(1)
+		s.dropRows.Add(uint64(b.Record.NumRows()))
 	}
-	if f, ok := s.Sink.(Flusher); ok {
-		if err := f.Flush(ctx); err != nil {
-			return fmt.Errorf("flush %s: %w", s.Name, err)
-		}
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.Name, err)
 	}
 	return nil
 }
@@ -164,7 +156,6 @@ func (p *Pipeline) Stats() []StageStats {
 			Rows:      s.rows.Load(),
 			Dropped:   s.dropped.Load(),
 			DropRows:  s.dropRows.Load(),
-			Errors:    s.errors.Load(),
 			Depth:     len(s.queue),
 			QueueSize: cap(s.queue),
 		})

@@ -38,26 +38,28 @@ type countSink struct {
 	block   chan struct{} // when non-nil, Consume waits on it
 }
 
-func (s *countSink) Consume(ctx context.Context, b collector.Batch) error {
-	defer b.Record.Release()
-	if s.block != nil {
-		select {
-		case <-s.block:
-		case <-ctx.Done():
-			return ctx.Err()
+func (s *countSink) Run(ctx context.Context, in <-chan collector.Batch) error {
+	for b := range in {
+		if s.block != nil {
+			select {
+			case <-s.block:
+			case <-ctx.Done():
+				b.Record.Release()
+				return ctx.Err()
+			}
 		}
+		s.rows.Add(b.Record.NumRows())
+		b.Record.Release()
 	}
-	s.rows.Add(b.Record.NumRows())
+	s.flushed.Store(true)
 	return nil
 }
-
-func (s *countSink) Flush(context.Context) error { s.flushed.Store(true); return nil }
 
 func TestFanOutDeliversEverythingAndFlushes(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
 	defer mem.AssertSize(t, 0)
 	a, b := &countSink{}, &countSink{}
-	p := New(Options{}, Stage{Name: "a", Sink: a, Queue: 1000}, Stage{Name: "b", Sink: b, Queue: 1000})
+	p := New(Options{}, Stage{Name: "a", Consumer: a, Queue: 1000}, Stage{Name: "b", Consumer: b, Queue: 1000})
 	in := make(chan collector.Batch)
 	done := make(chan error)
 	go func() { done <- p.Run(in) }()
@@ -80,7 +82,7 @@ func TestSlowSinkDropsOnlyItsOwnAndDoesNotBlock(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	fast := &countSink{}
 	slow := &countSink{block: make(chan struct{})}
-	p := New(Options{DrainTimeout: time.Second}, Stage{Name: "fast", Sink: fast, Queue: 1000}, Stage{Name: "slow", Sink: slow, Queue: 2})
+	p := New(Options{DrainTimeout: time.Second}, Stage{Name: "fast", Consumer: fast, Queue: 1000}, Stage{Name: "slow", Consumer: slow, Queue: 2})
 	in := make(chan collector.Batch)
 	done := make(chan error)
 	go func() { done <- p.Run(in) }()
@@ -112,7 +114,7 @@ func TestDrainDeadlineCancelsStuckSink(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
 	defer mem.AssertSize(t, 0)
 	stuck := &countSink{block: make(chan struct{})}
-	p := New(Options{DrainTimeout: 200 * time.Millisecond}, Stage{Name: "stuck", Sink: stuck, Queue: 4})
+	p := New(Options{DrainTimeout: 200 * time.Millisecond}, Stage{Name: "stuck", Consumer: stuck, Queue: 4})
 	in := make(chan collector.Batch, 1)
 	in <- testBatch(mem, 1)
 	close(in)
@@ -135,10 +137,12 @@ func TestLiveKeepsNewestAndBoundsPerBatch(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	pub := &recordPub{}
 	l := NewLive(pub, 3, 5)
-	for range 2 {
-		if err := l.Consume(context.Background(), testBatch(mem, 10)); err != nil {
-			t.Fatal(err)
-		}
+	in := make(chan collector.Batch, 2)
+	in <- testBatch(mem, 10)
+	in <- testBatch(mem, 10)
+	close(in)
+	if err := l.Run(context.Background(), in); err != nil {
+		t.Fatal(err)
 	}
 	if len(pub.msgs) != 6 {
 		t.Fatalf("published %d events, want 6 (3 per batch)", len(pub.msgs))

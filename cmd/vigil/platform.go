@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/vigil-dev/vigil/collector"
+	"github.com/vigil-dev/vigil/pipeline"
+	"github.com/vigil-dev/vigil/ui"
+)
+
+// platform answers the dashboard's questions about the running stages. It
+// only reads from them.
+type platform struct {
+	store     *storeConn
+	live      *pipeline.Live
+	collector *collector.Collector
+	pipeline  *pipeline.Pipeline
+	host      string
+
+	mu sync.Mutex
+	// rates remembers each probe's previous event count to turn counters
+	// into per-second rates; guarded by mu.
+	rates map[string]rate
+}
+
+type rate struct {
+	count uint64
+	at    time.Time
+}
+
+// RecentEvents implements ui.EventSource from the live sink's memory.
+func (p *platform) RecentEvents(_ context.Context, kind string, n int) ([]ui.Event, error) {
+	evs := p.live.Recent(collector.Kind(kind), n)
+	out := make([]ui.Event, len(evs))
+	for i, e := range evs {
+		out[i] = ui.Event(e)
+	}
+	return out, nil
+}
+
+// Health implements ui.HealthSource.
+func (p *platform) Health(ctx context.Context) (ui.Health, error) {
+	now := time.Now()
+	h := ui.Health{TS: now.UTC(), ProbeRates: map[string]float64{}, HostRates: map[string]float64{}}
+
+	pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if err := p.store.conn.Ping(pctx); err != nil {
+		h.ClickHouse = ui.ComponentHealth{State: ui.StateDown, Detail: err.Error()}
+	} else {
+		h.ClickHouse = ui.ComponentHealth{State: ui.StateOK, Detail: p.store.dsn}
+		var lagMs int64
+		row := p.store.conn.QueryRow(pctx, "SELECT toInt64(dateDiff('millisecond', max(ts), now64(9))) FROM vigil.exec_events WHERE ts > now() - INTERVAL 1 HOUR")
+		if err := row.Scan(&lagMs); err == nil && lagMs >= 0 {
+			h.IngestLag = float64(lagMs) / 1000
+		}
+	}
+	h.LLM = ui.ComponentHealth{State: ui.StateOff, Detail: "offline summarizer"}
+
+	st := p.collector.Stats()
+	var total float64
+	p.mu.Lock()
+	for _, ps := range st.Probes {
+		h.Drops += ps.KernelDrops + ps.UserDrops
+		prev, ok := p.rates[ps.Probe]
+		if ok && now.After(prev.at) {
+			r := float64(ps.Events-prev.count) / now.Sub(prev.at).Seconds()
+			h.ProbeRates[ps.Probe] = r
+			total += r
+		}
+		p.rates[ps.Probe] = rate{count: ps.Events, at: now}
+	}
+	p.mu.Unlock()
+	// One collector watches one host; remote collectors add theirs.
+	h.HostRates[p.host] = total
+	for _, s := range p.pipeline.Stats() {
+		if s.Name == "clickhouse" {
+			h.Drops += s.DropRows
+		}
+	}
+	return h, nil
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/spf13/cobra"
+
+	"github.com/vigil-dev/vigil/collector"
+	"github.com/vigil-dev/vigil/pipeline"
+	"github.com/vigil-dev/vigil/pipeline/engine"
+	"github.com/vigil-dev/vigil/pipeline/schema"
+	"github.com/vigil-dev/vigil/pipeline/store"
+	"github.com/vigil-dev/vigil/ui"
+)
+
+func newUpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "up",
+		Short: "Run Vigil: embedded ClickHouse, kernel probes, pipeline, models and the dashboard",
+		Long: `Runs the whole platform on this host. Without --clickhouse it starts the embedded
+ClickHouse engine on 127.0.0.1 (data under --data-dir). Prints the dashboard URL with
+its access token. Ctrl-C or SIGTERM stops everything; events already handed to the
+pipeline are written to ClickHouse first.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, log, err := setup(cmd)
+			if err != nil {
+				return err
+			}
+			return runUp(cmd.Context(), cfg, log, cmd.OutOrStdout())
+		},
+	}
+}
+
+// runUp starts the stages in dependency order (store, dashboard, collector)
+// and stops them in reverse once ctx is done: the collector first, then the
+// pipeline drains into ClickHouse, then the dashboard, then ClickHouse.
+func runUp(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	token, err := accessToken(cfg)
+	if err != nil {
+		return err
+	}
+
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	// plat's fields are all set before srv.Run starts serving requests.
+	plat := &platform{store: st, host: cfg.HostName(), rates: map[string]rate{}}
+	srv, err := ui.New(ui.Options{
+		Listen:  cfg.Listen,
+		Token:   token,
+		TLSCert: cfg.TLSCert,
+		TLSKey:  cfg.TLSKey,
+		Events:  plat,
+		Health:  plat,
+		Logger:  log.With("stage", "ui"),
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	live := pipeline.NewLive(srv.Hub(), 50, 200)
+	plat.live = live
+
+	col, err := collector.New(collector.Options{Probes: cfg.Probes, Host: cfg.HostName(), Logger: log.With("stage", "collector")})
+	if err != nil {
+		return err
+	}
+	defer col.Close()
+	for _, perr := range col.Failed() {
+		log.Warn("probe not loaded; the others keep running", "err", perr)
+	}
+	plat.collector = col
+
+	writer := store.NewWriter(st.conn, store.Options{Logger: log.With("stage", "store")})
+	defer writer.Close()
+	pipe := pipeline.New(pipeline.Options{Logger: log.With("stage", "pipeline"), DrainTimeout: 6 * time.Second},
+		pipeline.Stage{Name: "clickhouse", Consumer: writer, Queue: 256},
+		pipeline.Stage{Name: "live", Consumer: live, Queue: 64},
+	)
+	plat.pipeline = pipe
+
+	var wg sync.WaitGroup
+	batches := make(chan collector.Batch, 64)
+	colErr, pipeErr, uiErr := make(chan error, 1), make(chan error, 1), make(chan error, 1)
+	uiCtx, stopUI := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopUI()
+	wg.Go(func() { colErr <- col.Run(ctx, batches); close(batches) })
+	wg.Go(func() { pipeErr <- pipe.Run(batches) })
+	wg.Go(func() { uiErr <- srv.Run(uiCtx) })
+
+	fmt.Fprintf(stdout, "vigil up: dashboard: %s\n", srv.URL())
+	fmt.Fprintf(stdout, "vigil up: clickhouse: %s (HTTP %s)\n", st.dsn, st.httpURL)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("stopping")
+	case runErr = <-uiErr:
+		uiErr <- nil
+	case <-st.died():
+		runErr = fmt.Errorf("clickhouse engine stopped for good: %s", st.engineTail())
+	}
+	// Reverse order: no new events, everything queued into ClickHouse, then
+	// the dashboard, then the engine (deferred).
+	col.Close()
+	errs := []error{runErr, <-colErr, <-pipeErr}
+	stopUI()
+	errs = append(errs, <-uiErr)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+// storeConn is the ClickHouse side of `vigil up`: the engine it may own and
+// the connection to it.
+type storeConn struct {
+	sup     *engine.Supervisor // nil with an external server
+	conn    driver.Conn
+	dsn     string
+	httpURL string
+}
+
+func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*storeConn, error) {
+	st := &storeConn{dsn: cfg.ClickHouse.DSN}
+	if st.dsn == "" {
+		opts := engineOptions(cfg, log.With("stage", "clickhouse"))
+		// The engine outlives ctx: it is stopped after the pipeline has
+		// drained into it.
+		sup, err := engine.Start(context.WithoutCancel(ctx), opts)
+		if err != nil {
+			return nil, err
+		}
+		st.sup, st.dsn, st.httpURL = sup, sup.DSN(), sup.HTTPURL()
+	}
+	opts, err := clickhouse.ParseDSN(st.dsn)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("clickhouse dsn %s: %w", st.dsn, err)
+	}
+	opts.MaxOpenConns = 8
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("connect to clickhouse %s: %w", st.dsn, err)
+	}
+	st.conn = conn
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := conn.Ping(pctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("connect to clickhouse %s: %w", st.dsn, err)
+	}
+	if err := schema.Migrate(ctx, conn, schema.Options{Logger: log.With("stage", "schema")}); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("migrate schema: %w", err)
+	}
+	return st, nil
+}
+
+// died is closed when the embedded engine has stopped for good (never with
+// an external server).
+func (s *storeConn) died() <-chan struct{} {
+	if s.sup == nil {
+		return nil
+	}
+	return s.sup.Done()
+}
+
+func (s *storeConn) engineTail() string {
+	if s.sup == nil {
+		return ""
+	}
+	return s.sup.StderrTail()
+}
+
+func (s *storeConn) Close() error {
+	var errs []error
+	if s.conn != nil {
+		errs = append(errs, s.conn.Close())
+	}
+	if s.sup != nil {
+		errs = append(errs, s.sup.Close())
+	}
+	return errors.Join(errs...)
+}
