@@ -1,0 +1,78 @@
+package nab
+
+import (
+	"context"
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// nabDir is the shared NAB split; VIGIL_NAB_DIR overrides it.
+func nabDir(t *testing.T) string {
+	dir := os.Getenv("VIGIL_NAB_DIR")
+	if dir == "" {
+		dir = "/work/shared/nab"
+	}
+	if _, err := os.Stat(filepath.Join(dir, "labels", "combined_windows.json")); err != nil {
+		t.Skipf("NAB data not found in %s (set VIGIL_NAB_DIR): %v", dir, err)
+	}
+	return dir
+}
+
+// standardFloor is a little under the standard-profile score measured on
+// the shared split with the default detector; the test exists to catch a
+// regression, so raise it when the detector improves.
+const standardFloor = 47.0
+
+func TestNABSplitScore(t *testing.T) {
+	dir := nabDir(t)
+	out := t.TempDir()
+	res, err := Run(context.Background(), Options{
+		DataDir:    filepath.Join(dir, "data"),
+		OutDir:     out,
+		LabelsFile: filepath.Join(dir, "labels", "combined_windows.json"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range res.Profiles {
+		t.Logf("%-20s %6.2f (threshold %.4f)", p.Profile, p.Normalized, p.Threshold)
+	}
+	if got := res.Standard(); got < standardFloor {
+		t.Errorf("standard profile %.2f, below the floor %.2f", got, standardFloor)
+	}
+
+	// Every output file has the header and one row per input row.
+	in, err := filepath.Glob(filepath.Join(dir, "data", "*", "*.csv"))
+	if err != nil || len(in) != res.Files {
+		t.Fatalf("%d inputs (%v), %d files run", len(in), err, res.Files)
+	}
+	for _, path := range in[:3] {
+		rel, _ := filepath.Rel(filepath.Join(dir, "data"), path)
+		src := readAll(t, path)
+		dst := readAll(t, filepath.Join(out, rel))
+		if len(dst) != len(src) || len(dst[0]) != 3 || dst[0][2] != "anomaly_score" {
+			t.Fatalf("%s: %d rows (want %d), header %v", rel, len(dst), len(src), dst[0])
+		}
+		for i := 1; i < len(src); i++ {
+			if dst[i][0] != src[i][0] || dst[i][1] != src[i][1] {
+				t.Fatalf("%s row %d: %v does not repeat the input %v", rel, i, dst[i][:2], src[i])
+			}
+		}
+	}
+}
+
+func readAll(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}

@@ -1,0 +1,129 @@
+package models
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// detectorVersion is the first byte of a detector checkpoint; a change to
+// numState must bump it so that old checkpoints are refused, not misread.
+const detectorVersion = 2
+
+// ErrCheckpoint is returned (wrapped) for a checkpoint that cannot be read.
+var ErrCheckpoint = errors.New("bad checkpoint")
+
+// StateSize is the size in bytes of a detector checkpoint.
+var StateSize = 1 + binary.Size(numState{})
+
+// MarshalBinary returns the detector's learned state.
+func (d *Detector) MarshalBinary() ([]byte, error) {
+	out := make([]byte, 1, StateSize)
+	out[0] = detectorVersion
+	return binary.Append(out, binary.LittleEndian, &d.s)
+}
+
+// UnmarshalBinary replaces the detector's state with a checkpoint. The
+// detector keeps its options.
+func (d *Detector) UnmarshalBinary(data []byte) error {
+	if len(data) != StateSize || data[0] != detectorVersion {
+		return fmt.Errorf("detector state: %w: %d bytes, version %d", ErrCheckpoint, len(data), firstByte(data))
+	}
+	var s numState
+	if err := binary.Read(bytes.NewReader(data[1:]), binary.LittleEndian, &s); err != nil {
+		return fmt.Errorf("detector state: %w: %w", ErrCheckpoint, err)
+	}
+	if !s.finite() {
+		return fmt.Errorf("detector state: %w: non-finite value", ErrCheckpoint)
+	}
+	if d.p == nil {
+		d.p = newParams(DetectorOptions{})
+	}
+	d.s = s
+	return nil
+}
+
+func firstByte(b []byte) int {
+	if len(b) == 0 {
+		return -1
+	}
+	return int(b[0])
+}
+
+// finite reports whether the state is one the detector could have reached:
+// finite floats and positive tail scales, so a corrupt checkpoint cannot make
+// the detector emit NaN.
+func (s *numState) finite() bool {
+	ok := func(fs ...float64) bool {
+		for _, f := range fs {
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				return false
+			}
+		}
+		return true
+	}
+	for i, v := range []*view{&s.Raw, &s.Des} {
+		if !ok(v.Fast, v.Mid, v.Slow, v.Err, v.ErrF, v.Dev) {
+			return false
+		}
+		used := s.N > 0 && (i == 0 || s.NS > 0)
+		for _, t := range v.Tail {
+			if !ok(t.Q, t.Beta) {
+				return false
+			}
+			// A used tail divides by Q and Beta.
+			if used && (t.Q <= 0 || t.Beta <= 0) {
+				return false
+			}
+		}
+	}
+	for _, f := range s.Season {
+		if !ok(float64(f)) {
+			return false
+		}
+	}
+	return ok(s.Step, s.Hi, s.Lo)
+}
+
+// reader decodes the length-prefixed fields of checkpoints, remembering the
+// first error so callers check once.
+type reader struct {
+	buf []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.buf)
+	if n <= 0 {
+		r.err = fmt.Errorf("%w: truncated", ErrCheckpoint)
+		return 0
+	}
+	r.buf = r.buf[n:]
+	return v
+}
+
+func (r *reader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.buf)) {
+		r.err = fmt.Errorf("%w: truncated", ErrCheckpoint)
+		return nil
+	}
+	b := r.buf[:n]
+	r.buf = r.buf[n:]
+	return b
+}
+
+func (r *reader) string() string { return string(r.bytes()) }
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}

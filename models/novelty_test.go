@@ -1,0 +1,125 @@
+package models
+
+import (
+	"testing"
+	"time"
+)
+
+func TestNovelty(t *testing.T) {
+	type step struct {
+		after  time.Duration // since t0
+		entity string
+		kind   Kind
+		value  string
+		want   bool    // an anomaly is expected
+		score  float64 // if > 0, the expected score
+	}
+	tests := []struct {
+		name  string
+		opts  NoveltyOptions
+		steps []step
+	}{
+		{"learning period is silent", NoveltyOptions{}, []step{
+			{0, "web", KindExecPair, "nginx -> nginx", false, 0},
+			{30 * time.Minute, "web", KindExecPair, "nginx -> sh", false, 0},
+			{2 * time.Hour, "web", KindExecPair, "nginx -> sh", false, 0},
+			{2 * time.Hour, "web", KindExecPair, "nginx -> nginx", false, 0},
+		}},
+		{"novel after learning, then known", NoveltyOptions{}, []step{
+			{0, "web", KindExecPair, "nginx -> nginx", false, 0},
+			{2 * time.Hour, "web", KindExecPair, "nginx -> sh", true, 0.85},
+			{2*time.Hour + time.Second, "web", KindExecPair, "nginx -> sh", false, 0},
+		}},
+		{"baselines are per entity and kind", NoveltyOptions{}, []step{
+			{0, "a", KindBinary, "/bin/sh", false, 0},
+			{0, "b", KindBinary, "/bin/true", false, 0},
+			{0, "a", KindDestination, "x", false, 0},
+			{2 * time.Hour, "b", KindBinary, "/bin/sh", true, 0.7},
+			{2 * time.Hour, "a", KindDestination, "/bin/sh", true, 0.6},
+		}},
+		{"fleet-common value scores lower", NoveltyOptions{FleetCommon: 2}, []step{
+			{0, "a", KindBinary, "/usr/bin/curl", false, 0},
+			{0, "b", KindBinary, "/usr/bin/curl", false, 0},
+			{0, "c", KindBinary, "/bin/ls", false, 0},
+			{2 * time.Hour, "c", KindBinary, "/usr/bin/curl", true, 0.35},
+		}},
+		{"decay forgets", NoveltyOptions{HalfLife: time.Hour}, []step{
+			{0, "a", KindDestination, "10.0.0.1:443", false, 0},
+			{2 * time.Hour, "a", KindDestination, "10.0.0.1:443", false, 0},
+			{20 * time.Hour, "a", KindDestination, "10.0.0.1:443", true, 0.6},
+		}},
+		{"rare privilege change", NoveltyOptions{}, []step{
+			{0, "a", KindPrivChange, "uid 1000 -> 0 by sudo", false, 0},
+			{2 * time.Hour, "a", KindPrivChange, "uid 1000 -> 0 by sudo", true, 0},
+			{2 * time.Hour, "a", KindPrivChange, "uid 1000 -> 0 by sudo", false, 0}, // weight now >= Rare
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := NewNovelty(tt.opts)
+			for i, s := range tt.steps {
+				a, ok := n.Observe(Event{Time: t0.Add(s.after), Entity: s.entity, Kind: s.kind, Value: s.value, EventID: uint64(i + 1)})
+				if ok != s.want {
+					t.Fatalf("step %d (%s %s): anomaly = %v, want %v (%+v)", i, s.entity, s.value, ok, s.want, a)
+				}
+				if ok && s.score > 0 && (a.Score < s.score-1e-9 || a.Score > s.score+1e-9) {
+					t.Errorf("step %d: score %.3f, want %.3f", i, a.Score, s.score)
+				}
+				if ok && (a.Value != s.value || a.Entity != s.entity || len(a.EventIDs) != 1 || a.Detector == "") {
+					t.Errorf("step %d: evidence %+v", i, a)
+				}
+			}
+		})
+	}
+}
+
+func TestNoveltyBounds(t *testing.T) {
+	n := NewNovelty(NoveltyOptions{MaxValues: 8, MaxEntities: 4})
+	for e := range 10 {
+		for v := range 20 {
+			n.Observe(Event{Time: t0, Entity: "e" + itoa(e), Kind: KindBinary, Value: "v" + itoa(v)})
+		}
+	}
+	if n.Baselines() != 4 {
+		t.Errorf("baselines = %d, want 4", n.Baselines())
+	}
+	total := 0
+	for _, b := range n.bases {
+		if b != nil {
+			if len(b.Values) > 8 {
+				t.Errorf("baseline %v holds %d values, max 8", b.Key, len(b.Values))
+			}
+			total += len(b.Values)
+		}
+	}
+	fleet := 0
+	for _, c := range n.fleet {
+		fleet += int(c)
+	}
+	if fleet != total {
+		t.Errorf("fleet counts %d values, baselines hold %d", fleet, total)
+	}
+}
+
+func TestNoveltyCheckpoint(t *testing.T) {
+	a := NewNovelty(NoveltyOptions{})
+	a.Observe(Event{Time: t0, Entity: "web", Kind: KindExecPair, Value: "nginx -> nginx"})
+	data, err := a.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewNovelty(NoveltyOptions{})
+	if err := b.UnmarshalBinary(data); err != nil {
+		t.Fatal(err)
+	}
+	later := t0.Add(3 * time.Hour)
+	if _, ok := b.Observe(Event{Time: later, Entity: "web", Kind: KindExecPair, Value: "nginx -> nginx"}); ok {
+		t.Error("restored baseline forgot a known pair")
+	}
+	if _, ok := b.Observe(Event{Time: later, Entity: "web", Kind: KindExecPair, Value: "nginx -> sh"}); !ok {
+		t.Error("restored baseline missed a novel pair (learning period should have ended)")
+	}
+	if err := b.UnmarshalBinary([]byte("garbage")); err == nil {
+		t.Error("garbage accepted")
+	}
+}

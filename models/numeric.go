@@ -1,0 +1,439 @@
+package models
+
+import (
+	"math"
+	"time"
+)
+
+// Cause names the view of the numeric detector that found a point most
+// surprising.
+type Cause uint8
+
+// Causes, one per feature of the numeric detector.
+const (
+	CauseNone     Cause = iota
+	CauseSpike          // the point is far from the one-step forecast
+	CauseShift          // the short-term mean moved away from the long-term level
+	CauseVariance       // the series became much noisier or much calmer
+)
+
+func (c Cause) String() string {
+	switch c {
+	case CauseSpike:
+		return "spike"
+	case CauseShift:
+		return "level_shift"
+	case CauseVariance:
+		return "variance_change"
+	}
+	return "none"
+}
+
+// DetectorOptions configures the numeric detector. The zero value of a field
+// means its default; DefaultDetectorOptions shows them.
+type DetectorOptions struct {
+	// Warmup is how many points are scored 0 while the baselines and tail
+	// estimates settle. It bounds the learning period.
+	Warmup int
+	// AlertScore is the score at which the detector alerts, which starts a
+	// hold. Bank.Observe emits an Anomaly exactly when it alerts.
+	AlertScore float64
+	// Hold is how many points after an alert have their score multiplied
+	// by HoldDamp, so that one event raises one alert rather than a burst.
+	Hold int
+	// HoldDamp is the factor applied to scores during a hold, in (0,1].
+	HoldDamp float64
+	// TailQuantile is the quantile above which each feature's tail is
+	// modelled as exponential (a generalised Pareto tail with shape 0).
+	TailQuantile float64
+	// MaxSurprise is the surprise, in nats (-ln of the tail probability),
+	// that maps to score 1. Scores are linear in surprise below it.
+	MaxSurprise float64
+}
+
+// DefaultDetectorOptions returns the configuration used everywhere, NAB
+// included: there is no per-series tuning.
+func DefaultDetectorOptions() DetectorOptions {
+	return DetectorOptions{
+		Warmup:       150,
+		AlertScore:   0.45,
+		Hold:         400,
+		HoldDamp:     0.3,
+		TailQuantile: 0.98,
+		MaxSurprise:  20,
+	}
+}
+
+func (o DetectorOptions) withDefaults() DetectorOptions {
+	d := DefaultDetectorOptions()
+	if o.Warmup <= 0 {
+		o.Warmup = d.Warmup
+	}
+	if o.AlertScore <= 0 || o.AlertScore > 1 {
+		o.AlertScore = d.AlertScore
+	}
+	if o.Hold < 0 {
+		o.Hold = 0
+	} else if o.Hold == 0 {
+		o.Hold = d.Hold
+	}
+	if o.HoldDamp <= 0 || o.HoldDamp > 1 {
+		o.HoldDamp = d.HoldDamp
+	}
+	if o.TailQuantile <= 0.5 || o.TailQuantile >= 1 {
+		o.TailQuantile = d.TailQuantile
+	}
+	if o.MaxSurprise <= 0 {
+		o.MaxSurprise = d.MaxSurprise
+	}
+	return o
+}
+
+// params is DetectorOptions turned into the constants the hot loop uses. It
+// is shared by every detector built from the same options (a Bank holds one)
+// so a detector costs one pointer, not a copy of its configuration.
+type params struct {
+	opts     DetectorOptions
+	tailBase float64 // ln(1/(1-TailQuantile)): surprise at the tail threshold
+	tailUp   float64 // quantile tracker step up, in units of the tail scale
+	tailDown float64 // quantile tracker step down
+	invMax   float64 // 1/MaxSurprise
+}
+
+func newParams(o DetectorOptions) *params {
+	o = o.withDefaults()
+	const eta = 0.05 // quantile tracker learning rate, in tail scales
+	return &params{
+		opts:     o,
+		tailBase: math.Log(1 / (1 - o.TailQuantile)),
+		tailUp:   eta * o.TailQuantile,
+		tailDown: eta * (1 - o.TailQuantile),
+		invMax:   1 / o.MaxSurprise,
+	}
+}
+
+// Smoothing constants, per point unless noted. Time constants are in points
+// because the series' own cadence is what the statistics are about; only the
+// seasonal profile is indexed by wall-clock time. They were chosen on NAB's
+// development split (see bench/nab) and are the same for every series.
+const (
+	alphaFast   = 0.5   // one-step forecast (EWMA)
+	alphaMid    = 0.05  // short-term mean, ~20 points
+	alphaSlow   = 0.005 // long-term level, ~200 points
+	alphaErr    = 0.01  // scale of forecast errors, ~100 points
+	alphaErrF   = 0.05  // short-term scale of forecast errors
+	alphaDev    = 0.005 // scale of deviations from the long-term level
+	alphaSeason = 0.1   // per-visit update of a seasonal bucket
+	alphaTail   = 0.1   // tail scale, per exceedance
+
+	// seasonGate: the deseasonalised view scores only when its forecast
+	// error is this much smaller than the raw view's.
+	seasonGate = 0.9
+
+	// A value beyond the series' decayed record high or low (by a margin)
+	// adds
+	// extremeBonus nats of evidence: a large deviation that is also a new
+	// extreme is rarer than either. Records relax towards the long-term
+	// level over about extremeHorizon points.
+	extremeBonus   = 1.5
+	extremeHorizon = 10000
+	extremeMargin  = 0.01 // of the recorded range, so a repeat of the record is not a new one
+
+	seasonBuckets = 144 // ten-minute buckets over a day
+)
+
+// tail models the upper tail of one feature: Q tracks the TailQuantile
+// quantile by stochastic approximation and Beta the mean excess over it, a
+// peaks-over-threshold model with an exponential tail, updated in O(1).
+type tail struct {
+	Q    float64
+	Beta float64
+	N    uint32 // updates so far, for a faster start
+}
+
+// surprise returns -ln P(Z >= z) under the tail model above the quantile,
+// and a monotone ramp below it so that scores stay ordered.
+func (t *tail) surprise(z float64, p *params) float64 {
+	if z <= t.Q {
+		return p.tailBase * z / t.Q
+	}
+	return p.tailBase + (z-t.Q)/t.Beta
+}
+
+func (t *tail) update(z float64, p *params) {
+	t.N++
+	// Early on, steps are larger so that the quantile finds the series'
+	// range within the warm-up.
+	boost := 1.0
+	if t.N < 200 {
+		boost = 200 / (float64(t.N) + 20)
+	}
+	if z > t.Q {
+		ex := min(z-t.Q, 6*t.Beta) // a single outlier must not inflate the tail
+		t.Beta += alphaTail * boost * (ex - t.Beta)
+		t.Q += p.tailUp * boost * t.Beta
+	} else {
+		t.Q -= p.tailDown * boost * t.Beta
+	}
+	t.Q = max(t.Q, 0.05)
+	t.Beta = max(t.Beta, 0.02)
+}
+
+// view is the streaming statistics of one version of the series: the raw
+// values, or the values minus their time-of-day profile. Each view scores
+// a point three ways, each with its own tail model.
+type view struct {
+	Fast float64 // one-step forecast (EWMA)
+	Mid  float64 // short-term mean
+	Slow float64 // long-term level
+	Err  float64 // EW mean |x - forecast|
+	ErrF float64 // same, short-term
+	Dev  float64 // EW mean |x - Slow|
+	Tail [3]tail // spike, shift, variance
+}
+
+func (v *view) reset(x float64) {
+	v.Fast, v.Mid, v.Slow = x, x, x
+	v.Tail[0] = tail{Q: 1.4, Beta: 0.3}
+	v.Tail[1] = tail{Q: 1.4, Beta: 0.3}
+	v.Tail[2] = tail{Q: 1, Beta: 0.3}
+}
+
+// look holds one view's verdict on a point before it learns from it.
+type look struct {
+	ae, mid, errF float64
+	z             [3]float64
+}
+
+// look computes the features of x. Spike and shift are ln(1+|robust z|):
+// an exponential tail in log space is a Pareto tail in z, which suits
+// heavy-tailed series and ratios of scales. Variance is |ln| of the ratio of
+// short- to long-term error scales, so calming down counts as much as
+// becoming noisier (a stuck sensor, a flat line).
+func (v *view) look(x float64) look {
+	eps := 1e-9 * (1 + math.Abs(v.Slow))
+	var l look
+	l.ae = math.Abs(x - v.Fast)
+	l.mid = v.Mid + alphaMid*(x-v.Mid)
+	l.errF = v.ErrF + alphaErrF*(l.ae-v.ErrF)
+	l.z[0] = fastLog(1 + l.ae/(v.Err+eps))
+	l.z[1] = fastLog(1 + math.Abs(l.mid-v.Slow)/(v.Dev+eps))
+	l.z[2] = math.Abs(fastLog((l.errF + eps) / (v.Err + eps)))
+	return l
+}
+
+// surprise returns the view's largest surprise and its cause.
+func (v *view) surprise(l *look, p *params) (float64, Cause) {
+	best, cause := v.Tail[0].surprise(l.z[0], p), CauseSpike
+	if x := v.Tail[1].surprise(l.z[1], p); x > best {
+		best, cause = x, CauseShift
+	}
+	if x := v.Tail[2].surprise(l.z[2], p); x > best {
+		best, cause = x, CauseVariance
+	}
+	return best, cause
+}
+
+// learn folds x in; n is the number of points the view has seen.
+func (v *view) learn(x float64, l *look, n float64, p *params) {
+	if n > 2 {
+		for i := range v.Tail {
+			v.Tail[i].update(l.z[i], p)
+		}
+	}
+	// Early on the EWMAs are running means, so the first points are not
+	// measured against an arbitrary start.
+	warm := func(a float64) float64 { return max(a, 1/(n+1)) }
+	v.Err += warm(alphaErr) * (l.ae - v.Err)
+	v.ErrF = l.errF
+	v.Dev += warm(alphaDev) * (math.Abs(x-v.Slow) - v.Dev)
+	v.Fast += warm(alphaFast) * (x - v.Fast)
+	v.Mid = l.mid
+	v.Slow += warm(alphaSlow) * (x - v.Slow)
+}
+
+// numState is the whole learned state of a detector. It holds only
+// fixed-size fields so encoding/binary can checkpoint it as is.
+type numState struct {
+	N       uint32 // points seen
+	NS      uint32 // points seen by the deseasonalised view
+	Hold    int32  // points left in the current hold
+	First   int64  // unix seconds of the first point
+	Last    int64  // unix nanoseconds of the latest point
+	Step    float64
+	Hi, Lo  float64                // decayed record high and low
+	Raw     view                   // the series as is
+	Des     view                   // the series minus its time-of-day profile
+	Season  [seasonBuckets]float32 // mean value per time-of-day bucket
+	SeasonN [seasonBuckets]uint16  // visits per bucket, saturating
+}
+
+// Detector is a streaming anomaly detector for one numeric series. It looks
+// at each point three ways — distance from a one-step forecast, a
+// short-term level shift, a change in noise — each normalised by a robust
+// scale and turned into a tail probability by its own peaks-over-threshold
+// model, so the threshold adapts to each series' own tail. Once a day of a
+// time-of-day profile is learned, the same views of the deseasonalised
+// series take over whenever they forecast clearly better. A new record high
+// or low adds evidence. The score is the largest surprise, mapped linearly
+// to [0,1]; after an alert, scores are damped for a while so that one event
+// is one alert, and a level shift re-baselines instead of alerting until
+// the averages catch up. Scores use only past points (no look-ahead) and
+// the detector is quiet for a bounded warm-up.
+//
+// A Detector is not safe for concurrent use.
+type Detector struct {
+	p *params
+	s numState
+}
+
+// Score is the detector's verdict on one point.
+type Score struct {
+	Value    float64 // calibrated score in [0,1]: about exp(-Value*MaxSurprise) is the tail probability
+	Raw      float64 // score before hold damping
+	Expected float64 // what the detector forecast for this point
+	Observed float64
+	Cause    Cause // which view found the point most surprising
+	Seasonal bool  // the deseasonalised view scored the point
+	Extreme  bool  // the value beat the series' record high or low
+	Alert    bool  // the score reached AlertScore and started a hold
+	Warm     bool  // false during warm-up, when Value is always 0
+}
+
+// NewDetector returns a detector with no history.
+func NewDetector(o DetectorOptions) *Detector {
+	return &Detector{p: newParams(o)}
+}
+
+func newDetector(p *params) Detector { return Detector{p: p} }
+
+// Points returns how many points the detector has learned from.
+func (d *Detector) Points() int { return int(d.s.N) }
+
+// Update scores v observed at ts against what was learned so far, then
+// learns from it. Non-finite values are ignored and score 0. Points should
+// arrive in time order; an out-of-order point is scored and learned but does
+// not move the clock.
+func (d *Detector) Update(ts time.Time, v float64) Score {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return Score{Observed: v}
+	}
+	s := &d.s
+	p := d.p
+	if p == nil {
+		// A zero Detector works, with the default options.
+		p = newParams(DetectorOptions{})
+		d.p = p
+	}
+	if s.N == 0 {
+		d.start(ts, v)
+		return Score{Expected: v, Observed: v}
+	}
+	if now := ts.UnixNano(); now > s.Last {
+		dt := float64(now-s.Last) / 1e9
+		s.Step += max(0.05, 1/float64(s.N)) * (dt - s.Step)
+		s.Last = now
+	}
+
+	b := seasonIndex(ts)
+	seas := float64(s.Season[b])
+	ready := s.seasonReady(ts)
+	rl := s.Raw.look(v)
+	var dl look
+	if ready {
+		if s.NS == 0 {
+			s.Des.reset(v - seas)
+		}
+		dl = s.Des.look(v - seas)
+	}
+	useDes := ready && s.NS >= uint32(p.opts.Warmup) && s.Des.Err < seasonGate*s.Raw.Err
+
+	out := Score{Expected: s.Raw.Fast, Observed: v, Warm: s.N >= uint32(p.opts.Warmup)}
+	if useDes {
+		out.Expected = seas + s.Des.Fast
+		out.Seasonal = true
+	}
+	if out.Warm {
+		var best float64
+		if useDes {
+			best, out.Cause = s.Des.surprise(&dl, p)
+		} else {
+			best, out.Cause = s.Raw.surprise(&rl, p)
+		}
+		if margin := extremeMargin * (s.Hi - s.Lo); v > s.Hi+margin || v < s.Lo-margin {
+			out.Extreme = true
+			best += extremeBonus
+		}
+		raw := min(max(best*p.invMax, 0), 1)
+		out.Raw, out.Value = raw, raw
+		if s.Hold > 0 {
+			s.Hold--
+			out.Value = raw * p.opts.HoldDamp
+		} else if raw >= p.opts.AlertScore {
+			out.Alert = true
+			s.Hold = int32(p.opts.Hold)
+			if out.Cause == CauseShift {
+				// Change point: re-baseline the long-term level at the
+				// new one instead of alerting until it catches up.
+				s.Raw.Slow = rl.mid
+				if ready {
+					s.Des.Slow = dl.mid
+				}
+			}
+		}
+	}
+
+	s.Raw.learn(v, &rl, float64(s.N), p)
+	if ready {
+		s.Des.learn(v-seas, &dl, float64(s.NS), p)
+		s.NS++
+	}
+	s.learnSeason(b, v)
+	if s.N < uint32(p.opts.Warmup) {
+		s.Hi, s.Lo = max(s.Hi, v), min(s.Lo, v)
+	} else {
+		s.Hi = max(v, s.Hi-(s.Hi-s.Raw.Slow)*(1.0/extremeHorizon))
+		s.Lo = min(v, s.Lo+(s.Raw.Slow-s.Lo)*(1.0/extremeHorizon))
+	}
+	s.N++
+	return out
+}
+
+func (d *Detector) start(ts time.Time, v float64) {
+	s := &d.s
+	s.N = 1
+	s.First = ts.Unix()
+	s.Last = ts.UnixNano()
+	s.Hi, s.Lo = v, v
+	s.Raw.reset(v)
+	for i := range s.Season {
+		s.Season[i] = float32(v)
+	}
+}
+
+// seasonReady reports whether the time-of-day profile has seen a full day
+// at a cadence fine enough to resolve it.
+func (s *numState) seasonReady(ts time.Time) bool {
+	return ts.Unix()-s.First >= 86400 && s.Step > 0 && s.Step <= 3600
+}
+
+// seasonIndex returns ts's time-of-day bucket. Buckets are piecewise
+// constant rather than interpolated so that step-shaped daily patterns (a
+// batch job starting at 09:00) are learned exactly.
+func seasonIndex(ts time.Time) int {
+	sec := ts.Unix() % 86400
+	if sec < 0 {
+		sec += 86400
+	}
+	return int(sec * seasonBuckets / 86400)
+}
+
+// learnSeason folds v into its bucket: a running mean over the first
+// visits, then an EWMA per visit.
+func (s *numState) learnSeason(b int, v float64) {
+	if s.SeasonN[b] < math.MaxUint16 {
+		s.SeasonN[b]++
+	}
+	a := max(alphaSeason, 1/float64(s.SeasonN[b]))
+	s.Season[b] += float32(a * (v - float64(s.Season[b])))
+}
