@@ -48,6 +48,8 @@ func newRootCmd() *cobra.Command {
 		newClickHouseCmd(),
 		newCollectCmd(),
 		newConfigCmd(),
+		newAskCmd(),
+		newBenchCmd(),
 	)
 	return root
 }
