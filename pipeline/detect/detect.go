@@ -1,0 +1,469 @@
+// Package detect is the pipeline stage that turns telemetry batches into
+// detections: per-entity series at a fixed step fed to the numeric models,
+// categorical events fed to the novelty models, and the resulting anomalies
+// folded into incidents by the correlator. Everything it finds goes to an
+// Output (Sink writes it to ClickHouse, publishes it live and has incidents
+// summarized); the stage itself does no blocking I/O.
+package detect
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-dev/vigil/collector"
+	"github.com/vigil-dev/vigil/models"
+)
+
+// Output receives what the detector finds. Every method must return
+// quickly (queue or drop): it is called on the pipeline's consumer
+// goroutine.
+type Output interface {
+	// Points gets the series values of one closed step.
+	Points(ts time.Time, pts []Point)
+	// Anomaly gets each anomaly, after correlation (IncidentID is set).
+	Anomaly(d Detection)
+	// Incident gets each incident change the correlator reports.
+	Incident(e IncidentEvent)
+}
+
+// Point is one series value of a step.
+type Point struct {
+	Entity Entity
+	Series string
+	Value  float64
+}
+
+// Detection is an anomaly with the identity and context needed to store
+// and show it.
+type Detection struct {
+	models.Anomaly
+	ID         string // UUID
+	IncidentID string // UUID, "" if the correlator dropped it
+	Entity     Entity
+	// Container, Comm and PID are known for categorical anomalies (from the
+	// event's row); numeric ones only have their entity.
+	Container string
+	Comm      string
+	PID       uint32
+}
+
+// IncidentEvent is one change to an incident.
+type IncidentEvent struct {
+	ID         string // UUID
+	Kind       models.UpdateKind
+	Incident   models.Incident
+	Hosts      []string
+	Entities   []string // "kind:name", as vigil.incidents.entities
+	AnomalyIDs []string
+}
+
+// Options configures a Detector. Zero values mean defaults.
+type Options struct {
+	// Step is the series resolution. Default 10s.
+	Step time.Duration
+	// Grace is how long after a step's end (in event time) late rows are
+	// still counted in it. Default Step/2.
+	Grace time.Duration
+	// Learning is how long a new entity's categorical values are learned
+	// silently. Default 1h. Overrides Novelty.Learning.
+	Learning time.Duration
+	// Bank, Novelty and Correlator configure the models.
+	Bank       models.BankOptions
+	Novelty    models.NoveltyOptions
+	Correlator models.CorrelatorOptions
+	// MaxSeries bounds the series that are zero-filled and scored each
+	// step; beyond it the least recently active are dropped. Default 20,000.
+	MaxSeries int
+	// IdleSteps is how many steps without events a series is kept (and
+	// fed zeros) before it is dropped. Default 360 (an hour at 10s).
+	IdleSteps int
+	// MaxPIDs bounds the pid → comm map used to name exec parents.
+	// Default 65,536.
+	MaxPIDs int
+	// ProcRoot is where parent comms are looked up when the map does not
+	// know them. Default "/proc"; "-" disables the fallback (tests).
+	ProcRoot string
+	// StateDir, if set, is where model checkpoints are written when Run
+	// ends and read from by New.
+	StateDir string
+	// Output receives detections. Nil discards them.
+	Output Output
+	Logger *slog.Logger
+	// Now is the wall clock, used to advance event time through quiet
+	// periods. Default time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.Step <= 0 {
+		o.Step = 10 * time.Second
+	}
+	if o.Grace <= 0 {
+		o.Grace = o.Step / 2
+	}
+	if o.Learning > 0 {
+		o.Novelty.Learning = o.Learning
+	}
+	if o.MaxSeries <= 0 {
+		o.MaxSeries = 20_000
+	}
+	if o.IdleSteps <= 0 {
+		o.IdleSteps = 360
+	}
+	if o.MaxPIDs <= 0 {
+		o.MaxPIDs = 65_536
+	}
+	switch o.ProcRoot {
+	case "":
+		o.ProcRoot = "/proc"
+	case "-":
+		o.ProcRoot = ""
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Correlator.FlapWindow <= 0 {
+		o.Correlator.FlapWindow = 2 * time.Hour
+	}
+	return o
+}
+
+// Detector is the detection stage, a pipeline.Consumer. All of its state
+// is owned by the goroutine running Run; only the counters are shared.
+type Detector struct {
+	o    Options
+	out  Output
+	agg  *aggregator
+	bank *models.Bank
+	nov  *models.Novelty
+	corr *models.Correlator
+
+	// known holds the series fed every step (zero when they had no
+	// events) and the step index they were last active in.
+	known map[models.SeriesKey]int64
+
+	// incs maps the correlator's ids to ours and what we add to them.
+	incs map[uint64]*incState
+	// byKey finds the incident an anomaly joined when the correlator
+	// reports no change (a repeat): the same tree/entity keys it uses.
+	byKey map[string]uint64
+
+	// offset is event time minus wall time at the last watermark advance,
+	// so quiet periods still close steps.
+	offset   time.Duration
+	haveTime bool
+
+	stats counters
+}
+
+type incState struct {
+	id         string
+	anomalyIDs []string
+	resolved   time.Time // event time it resolved, zero while open
+}
+
+// maxAnomalyIDs bounds the anomaly ids listed on one incident row; the
+// anomalies themselves carry incident_id, so none is lost from queries.
+const maxAnomalyIDs = 256
+
+type counters struct {
+	batches, rows, late, points, anomalies, incidents, droppedSeries atomic.Uint64
+}
+
+// Stats is a snapshot of the detector's counters.
+type Stats struct {
+	Batches       uint64 `json:"batches"`
+	Rows          uint64 `json:"rows"`
+	LateRows      uint64 `json:"late_rows"`
+	Points        uint64 `json:"points"`
+	Anomalies     uint64 `json:"anomalies"`
+	Incidents     uint64 `json:"incident_updates"`
+	DroppedSeries uint64 `json:"dropped_series"`
+}
+
+// New returns a Detector, restoring the models from Options.StateDir when a
+// checkpoint is there (a missing or unreadable one is logged and the
+// models start empty: detection must not be held hostage by a bad file).
+func New(o Options) *Detector {
+	o = o.withDefaults()
+	d := &Detector{
+		o:     o,
+		out:   o.Output,
+		agg:   newAggregator(int64(o.Step), int64(o.Grace), newPIDComms(o.MaxPIDs, o.ProcRoot)),
+		bank:  models.NewBank(o.Bank),
+		nov:   models.NewNovelty(o.Novelty),
+		corr:  models.NewCorrelator(o.Correlator),
+		known: map[models.SeriesKey]int64{},
+		incs:  map[uint64]*incState{},
+		byKey: map[string]uint64{},
+	}
+	if d.out == nil {
+		d.out = discard{}
+	}
+	if o.StateDir != "" {
+		if err := d.restore(); err != nil {
+			o.Logger.Warn("detector checkpoint not restored; models start empty", "err", err)
+		}
+	}
+	return d
+}
+
+// Stats returns the counters.
+func (d *Detector) Stats() Stats {
+	return Stats{
+		Batches: d.stats.batches.Load(), Rows: d.stats.rows.Load(), LateRows: d.stats.late.Load(),
+		Points: d.stats.points.Load(), Anomalies: d.stats.anomalies.Load(), Incidents: d.stats.incidents.Load(),
+		DroppedSeries: d.stats.droppedSeries.Load(),
+	}
+}
+
+// Run implements pipeline.Consumer. When in closes it closes the steps
+// that are complete, resolves nothing early, and checkpoints the models.
+func (d *Detector) Run(ctx context.Context, in <-chan collector.Batch) error {
+	tick := time.NewTicker(min(d.o.Step/2, time.Second))
+	defer tick.Stop()
+	defer d.checkpoint()
+	for {
+		select {
+		case b, ok := <-in:
+			if !ok {
+				return nil
+			}
+			d.consume(b)
+		case <-tick.C:
+			d.advance(d.eventNow())
+		case <-ctx.Done():
+			// The drain deadline passed: stop; the pipeline releases
+			// whatever is still queued.
+			return nil
+		}
+	}
+}
+
+func (d *Detector) consume(b collector.Batch) {
+	defer b.Record.Release()
+	d.stats.batches.Add(1)
+	d.stats.rows.Add(uint64(b.Record.NumRows()))
+	before := d.agg.watermark
+	late := d.agg.late
+	d.agg.add(b.Kind, b.Record, d.categorical)
+	d.stats.late.Add(d.agg.late - late)
+	if d.agg.watermark > before {
+		d.offset = time.Unix(0, d.agg.watermark).Sub(d.o.Now())
+		d.haveTime = true
+		d.advance(time.Unix(0, d.agg.watermark))
+	}
+}
+
+// eventNow estimates the current event time from the wall clock.
+func (d *Detector) eventNow() time.Time {
+	if !d.haveTime {
+		return time.Time{}
+	}
+	return d.o.Now().Add(d.offset)
+}
+
+// maxGapSteps bounds the zero steps replayed after a silence.
+const maxGapSteps = 60
+
+// advance closes due steps, scores them and ticks the correlator.
+func (d *Detector) advance(now time.Time) {
+	if now.IsZero() {
+		return
+	}
+	for _, s := range d.agg.due(now.UnixNano(), maxGapSteps) {
+		d.closeStep(s)
+	}
+	for _, u := range d.corr.Tick(now) {
+		d.incident(u, now)
+	}
+	d.forgetIncidents(now)
+}
+
+func (d *Detector) closeStep(s *stepAcc) {
+	idx := s.start / int64(d.o.Step)
+	end := time.Unix(0, s.start+int64(d.o.Step)).UTC()
+	vals := s.finish()
+	for k := range vals {
+		if _, ok := d.known[k]; !ok && len(d.known) >= d.o.MaxSeries {
+			d.evictSeries(idx)
+		}
+		d.known[k] = idx
+	}
+	pts := make([]Point, 0, len(d.known))
+	for k, last := range d.known {
+		v, ok := vals[k]
+		if !ok {
+			if gauges[k.Series] {
+				continue
+			}
+			if idx-last > int64(d.o.IdleSteps) {
+				delete(d.known, k)
+				continue
+			}
+		}
+		pts = append(pts, Point{Entity: parseEntity(k.Entity), Series: k.Series, Value: v})
+		if a, ok := d.bank.Observe(k, end, v); ok {
+			a.Tree = treeOf(k.Entity)
+			a.Start = time.Unix(0, s.start).UTC()
+			d.anomaly(Detection{Anomaly: a}, end)
+		}
+	}
+	d.bank.EvictIdle(end.Add(-time.Duration(d.o.IdleSteps+1) * d.o.Step))
+	d.stats.points.Add(uint64(len(pts)))
+	if len(pts) > 0 {
+		d.out.Points(end, pts)
+	}
+}
+
+// evictSeries makes room in known: the least recently active tenth goes.
+func (d *Detector) evictSeries(now int64) {
+	type kv struct {
+		k    models.SeriesKey
+		last int64
+	}
+	all := make([]kv, 0, len(d.known))
+	for k, last := range d.known {
+		all = append(all, kv{k, last})
+	}
+	slices.SortFunc(all, func(a, b kv) int { return int(a.last - b.last) })
+	n := max(len(all)/10, 1)
+	for _, e := range all[:n] {
+		delete(d.known, e.k)
+	}
+	d.stats.droppedSeries.Add(uint64(n))
+}
+
+func (d *Detector) categorical(e catEvent) {
+	a, ok := d.nov.Observe(e.ev)
+	if !ok {
+		return
+	}
+	d.anomaly(Detection{Anomaly: a, Container: e.container, Comm: e.comm, PID: e.pid}, e.ev.Time)
+}
+
+// anomaly correlates a and hands it and any incident change to the output.
+func (d *Detector) anomaly(det Detection, now time.Time) {
+	det.ID = newUUID()
+	det.Entity = parseEntity(det.Anomaly.Entity)
+	if det.Entity.Kind == "container" && det.Container == "" {
+		det.Container = det.Entity.Name
+	}
+	if det.Entity.Kind == "comm" && det.Comm == "" {
+		det.Comm = det.Entity.Name
+	}
+	d.stats.anomalies.Add(1)
+	updates := d.corr.Observe(det.Anomaly, now)
+	var st *incState
+	if len(updates) > 0 {
+		st = d.state(updates[0].Incident.ID)
+	} else if id, ok := d.lookupIncident(&det.Anomaly); ok {
+		st = d.incs[id]
+	}
+	if st != nil {
+		det.IncidentID = st.id
+		if len(st.anomalyIDs) < maxAnomalyIDs {
+			st.anomalyIDs = append(st.anomalyIDs, det.ID)
+		}
+	}
+	d.out.Anomaly(det)
+	for _, u := range updates {
+		d.incident(u, now)
+	}
+}
+
+func (d *Detector) lookupIncident(a *models.Anomaly) (uint64, bool) {
+	for _, k := range []string{"t\x00" + a.Tree, "e\x00" + a.Entity} {
+		if id, ok := d.byKey[k]; ok {
+			if _, live := d.incs[id]; live {
+				return id, true
+			}
+		}
+	}
+	return 0, false
+}
+
+func (d *Detector) state(id uint64) *incState {
+	st := d.incs[id]
+	if st == nil {
+		st = &incState{id: newUUID()}
+		d.incs[id] = st
+	}
+	return st
+}
+
+func (d *Detector) incident(u models.IncidentUpdate, now time.Time) {
+	inc := &u.Incident
+	st := d.state(inc.ID)
+	for _, t := range inc.Trees {
+		d.byKey["t\x00"+t] = inc.ID
+	}
+	for _, e := range inc.Entities {
+		d.byKey["e\x00"+e] = inc.ID
+	}
+	if u.Kind == models.IncidentClosed {
+		st.resolved = now
+	} else {
+		st.resolved = time.Time{}
+	}
+	ev := IncidentEvent{ID: st.id, Kind: u.Kind, Incident: u.Incident, AnomalyIDs: slices.Clone(st.anomalyIDs)}
+	for _, key := range inc.Entities {
+		e := parseEntity(key)
+		if e.Host != "" && !slices.Contains(ev.Hosts, e.Host) {
+			ev.Hosts = append(ev.Hosts, e.Host)
+		}
+		if s := e.Kind + ":" + e.Name; !slices.Contains(ev.Entities, s) {
+			ev.Entities = append(ev.Entities, s)
+		}
+	}
+	d.stats.incidents.Add(1)
+	d.out.Incident(ev)
+}
+
+// forgetIncidents drops ids of incidents resolved longer ago than the
+// correlator remembers them (it would open a new one by then).
+func (d *Detector) forgetIncidents(now time.Time) {
+	for id, st := range d.incs {
+		if !st.resolved.IsZero() && now.Sub(st.resolved) > d.o.Correlator.FlapWindow {
+			delete(d.incs, id)
+		}
+	}
+	for k, id := range d.byKey {
+		if _, ok := d.incs[id]; !ok {
+			delete(d.byKey, k)
+		}
+	}
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand documents it)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
+}
+
+type discard struct{}
+
+func (discard) Points(time.Time, []Point) {}
+func (discard) Anomaly(Detection)         {}
+func (discard) Incident(IncidentEvent)    {}

@@ -1,0 +1,293 @@
+package summary
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/vigil-dev/vigil/query/chread"
+)
+
+// BuildOptions bounds a fact sheet. The zero value means defaults.
+type BuildOptions struct {
+	// Database holds Vigil's tables. Default "vigil".
+	Database string
+	// Margin widens the incident's time range on both sides when looking
+	// for processes and connections. Default 5 minutes.
+	Margin time.Duration
+	// MaxAnomalies, MaxProcesses and MaxConnections cap each list; a cut
+	// list is named in FactSheet.Truncated. Defaults 50, 50, 50.
+	MaxAnomalies   int
+	MaxProcesses   int
+	MaxConnections int
+	// AncestorDepth is how many generations of parents are looked up for
+	// the process tree. Default 4.
+	AncestorDepth int
+}
+
+func (o BuildOptions) withDefaults() BuildOptions {
+	if o.Database == "" {
+		o.Database = "vigil"
+	}
+	if o.Margin <= 0 {
+		o.Margin = 5 * time.Minute
+	}
+	if o.MaxAnomalies <= 0 {
+		o.MaxAnomalies = 50
+	}
+	if o.MaxProcesses <= 0 {
+		o.MaxProcesses = 50
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 50
+	}
+	if o.AncestorDepth <= 0 {
+		o.AncestorDepth = 4
+	}
+	return o
+}
+
+// ErrNotFound means no incident has the id.
+var ErrNotFound = errors.New("incident not found")
+
+// Build reads the fact sheet of incident id. r should be a read-only
+// connection; every value from the host is passed as a bound argument, never
+// spliced into the SQL.
+func Build(ctx context.Context, r chread.Runner, id string, o BuildOptions) (FactSheet, error) {
+	o = o.withDefaults()
+	db := o.Database
+	var f FactSheet
+
+	res, err := r.Query(ctx, `SELECT toString(id), opened, updated, resolved, state, severity, title, hosts, entities
+FROM `+db+`.incidents FINAL WHERE id = toUUIDOrZero(?) LIMIT 1`, id)
+	if err != nil {
+		return f, fmt.Errorf("read incident: %w", err)
+	}
+	if len(res.Rows) == 0 {
+		return f, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	row := res.Rows[0]
+	f.Incident = Incident{
+		ID: str(row[0]), Opened: tm(row[1]), Updated: tm(row[2]), Resolved: tmPtr(row[3]),
+		State: str(row[4]), Severity: str(row[5]), Title: str(row[6]), Hosts: strs(row[7]), Entities: strs(row[8]),
+	}
+
+	res, err = r.Query(ctx, `SELECT toString(id), ts, host, entity_kind, entity, series, detector, score, severity,
+       expected, observed, window_start, window_end, evidence
+FROM `+db+`.anomalies
+WHERE incident_id = toUUIDOrZero(?)
+   OR id IN (SELECT arrayJoin(anomaly_ids) FROM `+db+`.incidents FINAL WHERE id = toUUIDOrZero(?))
+ORDER BY score DESC, ts LIMIT ?`, id, id, o.MaxAnomalies+1)
+	if err != nil {
+		return f, fmt.Errorf("read anomalies: %w", err)
+	}
+	for _, row := range capRows(&f, "anomalies", res.Rows, o.MaxAnomalies) {
+		f.Anomalies = append(f.Anomalies, Anomaly{
+			ID: str(row[0]), TS: tm(row[1]), Host: str(row[2]), EntityKind: str(row[3]), Entity: str(row[4]),
+			Series: str(row[5]), Detector: str(row[6]), Score: flt(row[7]), Severity: str(row[8]),
+			Expected: flt(row[9]), Observed: flt(row[10]), WindowStart: tm(row[11]), WindowEnd: tm(row[12]), Evidence: str(row[13]),
+		})
+	}
+
+	// The scope: hosts, time range and the entities that name processes.
+	hosts := slices.Clone(f.Incident.Hosts)
+	from, to := f.Incident.Opened, f.Incident.Updated
+	if f.Incident.Resolved != nil {
+		to = *f.Incident.Resolved
+	}
+	comms, cgroups := []string{}, []string{}
+	addEntity := func(kind, e string) {
+		switch kind {
+		case "comm", "process":
+			comms = append(comms, e)
+		case "cgroup":
+			cgroups = append(cgroups, e)
+		}
+	}
+	for _, e := range f.Incident.Entities {
+		addEntity(parseEntity(e))
+	}
+	for _, a := range f.Anomalies {
+		addEntity(a.EntityKind, a.Entity)
+		hosts = append(hosts, a.Host)
+		if !a.WindowStart.IsZero() && a.WindowStart.Before(from) {
+			from = a.WindowStart
+		}
+		if a.WindowEnd.After(to) {
+			to = a.WindowEnd
+		}
+	}
+	slices.Sort(hosts)
+	hosts = slices.Compact(hosts)
+	from, to = from.Add(-o.Margin), to.Add(o.Margin)
+	allComms := len(comms) == 0 && len(cgroups) == 0 // host-wide incident: every exec counts
+
+	res, err = r.Query(ctx, `SELECT host, ts, pid, ppid, uid, comm, filename, argv
+FROM `+db+`.exec_events
+WHERE host IN ? AND ts BETWEEN ? AND ? AND (? OR comm IN ? OR toString(cgroup_id) IN ?)
+ORDER BY ts LIMIT ?`, hosts, from, to, allComms, comms, cgroups, o.MaxProcesses+1)
+	if err != nil {
+		return f, fmt.Errorf("read processes: %w", err)
+	}
+	for _, row := range capRows(&f, "processes", res.Rows, o.MaxProcesses) {
+		f.Processes = append(f.Processes, process(row))
+	}
+
+	// Ancestors make the tree readable: who started the suspicious process.
+	for range o.AncestorDepth {
+		missing := missingParents(f.Processes)
+		if len(missing) == 0 || len(f.Processes) >= o.MaxProcesses {
+			break
+		}
+		res, err = r.Query(ctx, `SELECT host, ts, pid, ppid, uid, comm, filename, argv
+FROM `+db+`.exec_events
+WHERE host IN ? AND pid IN ? AND ts <= ?
+ORDER BY ts DESC LIMIT 1 BY host, pid`, hosts, missing, to)
+		if err != nil {
+			return f, fmt.Errorf("read parent processes: %w", err)
+		}
+		if len(res.Rows) == 0 {
+			break
+		}
+		for _, row := range res.Rows {
+			if len(f.Processes) < o.MaxProcesses {
+				f.Processes = append(f.Processes, process(row))
+			}
+		}
+	}
+	slices.SortStableFunc(f.Processes, func(a, b Process) int { return a.TS.Compare(b.TS) })
+
+	pids := make([]uint32, 0, len(f.Processes))
+	for _, p := range f.Processes {
+		pids = append(pids, p.PID)
+	}
+	res, err = r.Query(ctx, `SELECT host, pid, comm, event, daddr, dport, count(), min(ts), max(ts), sum(bytes_sent), sum(bytes_received)
+FROM `+db+`.tcp_events
+WHERE host IN ? AND ts BETWEEN ? AND ? AND (? OR pid IN ? OR comm IN ?)
+GROUP BY host, pid, comm, event, daddr, dport
+ORDER BY min(ts) LIMIT ?`, hosts, from, to, allComms, pids, comms, o.MaxConnections+1)
+	if err != nil {
+		return f, fmt.Errorf("read connections: %w", err)
+	}
+	for _, row := range capRows(&f, "connections", res.Rows, o.MaxConnections) {
+		f.Connections = append(f.Connections, Connection{
+			Host: str(row[0]), PID: u32(row[1]), Comm: str(row[2]), Event: str(row[3]), Daddr: str(row[4]), Dport: uint16(u64(row[5])),
+			Count: u64(row[6]), First: tm(row[7]), Last: tm(row[8]), BytesSent: u64(row[9]), BytesRecv: u64(row[10]),
+		})
+	}
+	f.number()
+	return f, nil
+}
+
+func process(row []any) Process {
+	return Process{Host: str(row[0]), TS: tm(row[1]), PID: u32(row[2]), PPID: u32(row[3]), UID: u32(row[4]),
+		Comm: str(row[5]), Filename: str(row[6]), Argv: strs(row[7])}
+}
+
+func missingParents(ps []Process) []uint32 {
+	have := map[uint32]bool{}
+	for _, p := range ps {
+		have[p.PID] = true
+	}
+	var out []uint32
+	for _, p := range ps {
+		if p.PPID > 1 && !have[p.PPID] && !slices.Contains(out, p.PPID) {
+			out = append(out, p.PPID)
+		}
+	}
+	return out
+}
+
+// capRows keeps max rows (one more was asked for) and notes a cut.
+func capRows(f *FactSheet, what string, rows [][]any, max int) [][]any {
+	if len(rows) > max {
+		f.Truncated = append(f.Truncated, what)
+		return rows[:max]
+	}
+	return rows
+}
+
+// The converters accept the Go types clickhouse-go scans into and the
+// obvious neighbours, and yield zero values otherwise: a schema change shows
+// up as empty fields, not as a failed summary.
+
+func str(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case *string:
+		if x != nil {
+			return *x
+		}
+	case fmt.Stringer:
+		return x.String()
+	}
+	return ""
+}
+
+func strs(v any) []string {
+	if x, ok := v.([]string); ok {
+		return x
+	}
+	return nil
+}
+
+func tm(v any) time.Time {
+	switch x := v.(type) {
+	case time.Time:
+		return x.UTC()
+	case *time.Time:
+		if x != nil {
+			return x.UTC()
+		}
+	}
+	return time.Time{}
+}
+
+func tmPtr(v any) *time.Time {
+	switch x := v.(type) {
+	case *time.Time:
+		if x != nil {
+			t := x.UTC()
+			return &t
+		}
+	case time.Time:
+		t := x.UTC()
+		return &t
+	}
+	return nil
+}
+
+func u64(v any) uint64 {
+	switch x := v.(type) {
+	case uint64:
+		return x
+	case uint32:
+		return uint64(x)
+	case uint16:
+		return uint64(x)
+	case uint8:
+		return uint64(x)
+	case int64:
+		return uint64(max(x, 0))
+	case int32:
+		return uint64(max(x, 0))
+	case int:
+		return uint64(max(x, 0))
+	}
+	return 0
+}
+
+func u32(v any) uint32 { return uint32(u64(v)) }
+
+func flt(v any) float64 {
+	switch x := v.(type) {
+	case float64:
+		return x
+	case float32:
+		return float64(x)
+	}
+	return float64(u64(v))
+}

@@ -1,0 +1,212 @@
+package summary
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/vigil-dev/vigil/query/prompt"
+)
+
+// Offline writes the summary from the facts alone, deterministically, so
+// Vigil is fully usable without an LLM and an LLM failure still leaves the
+// on-call engineer a summary. It quotes only values of the fact sheet (its
+// output passes Ground) and never follows anything written in them: host
+// strings are quoted, escaped and cut.
+func Offline(f *FactSheet) Summary {
+	s := Summary{IncidentID: f.Incident.ID, Model: OfflineModel}
+	st := f.Stats()
+
+	anoms := slices.Clone(f.Anomalies)
+	slices.SortStableFunc(anoms, func(a, b Anomaly) int { return cmp.Compare(b.Score, a.Score) })
+	byPID := map[string]*Process{}
+	for i := range f.Processes {
+		p := &f.Processes[i]
+		byPID[p.Host+"/"+strconv.FormatUint(uint64(p.PID), 10)] = p
+	}
+	parent := func(p *Process) *Process {
+		return byPID[p.Host+"/"+strconv.FormatUint(uint64(p.PPID), 10)]
+	}
+
+	// Title.
+	switch {
+	case f.Incident.Title != "":
+		s.Title = oneLine(f.Incident.Title)
+	case len(anoms) > 0:
+		a := anoms[0]
+		s.Title = fmt.Sprintf("%s %s anomaly on %s %s (%s)", a.Severity, a.Series, a.EntityKind, oneLine(a.Entity), oneLine(a.Host))
+	default:
+		s.Title = "Incident " + f.Incident.ID
+	}
+
+	// What happened.
+	const maxAnoms, maxProcs, maxConns = 5, 8, 8
+	for _, a := range anoms[:min(len(anoms), maxAnoms)] {
+		s.WhatHappened = append(s.WhatHappened, Claim{
+			Text: fmt.Sprintf("%s of %s %s on %s: observed %s, expected %s (score %s, detector %s), window %s to %s.",
+				q(a.Series), a.EntityKind, q(a.Entity), q(a.Host), Num(a.Observed), Num(a.Expected), Num(a.Score),
+				q(a.Detector), fmtTime(a.WindowStart), fmtTime(a.WindowEnd)),
+			Evidence: []string{a.Ref},
+		})
+	}
+	if len(anoms) > maxAnoms {
+		s.WhatHappened = append(s.WhatHappened, Claim{Text: fmt.Sprintf("%d anomalies in all; the highest scores are listed.", st.Anomalies)})
+	}
+	for i := range f.Processes[:min(len(f.Processes), maxProcs)] {
+		p := &f.Processes[i]
+		text := fmt.Sprintf("%s %s (pid %d, uid %d) ran %s", fmtTime(p.TS), q(p.Comm), p.PID, p.UID, q(p.Filename))
+		if len(p.Argv) > 0 {
+			text += " as " + q(strings.Join(p.Argv, " "))
+		}
+		ev := []string{p.Ref}
+		if pp := parent(p); pp != nil {
+			text += fmt.Sprintf(", started by %s (pid %d)", q(pp.Comm), pp.PID)
+			ev = append(ev, pp.Ref)
+		} else {
+			text += fmt.Sprintf(", parent pid %d", p.PPID)
+		}
+		s.WhatHappened = append(s.WhatHappened, Claim{Text: text + ".", Evidence: ev})
+	}
+	for _, c := range f.Connections[:min(len(f.Connections), maxConns)] {
+		text := fmt.Sprintf("%s (pid %d): %d %s event(s) with %s:%d between %s and %s",
+			q(c.Comm), c.PID, c.Count, c.Event, c.Daddr, c.Dport, fmtTime(c.First), fmtTime(c.Last))
+		if c.BytesSent > 0 || c.BytesRecv > 0 {
+			text += fmt.Sprintf(" (%d bytes sent, %d received)", c.BytesSent, c.BytesRecv)
+		}
+		s.WhatHappened = append(s.WhatHappened, Claim{Text: text + ".", Evidence: []string{c.Ref}})
+	}
+	if len(f.Processes) > maxProcs || len(f.Connections) > maxConns {
+		s.WhatHappened = append(s.WhatHappened, Claim{Text: fmt.Sprintf(
+			"%d processes and %d connections are in the fact sheet; the first are listed.", st.Processes, st.Connections)})
+	}
+
+	// Impact.
+	var anomRefs []string
+	for _, a := range anoms {
+		anomRefs = append(anomRefs, a.Ref)
+	}
+	when := fmt.Sprintf("open since %s", fmtTime(f.Incident.Opened))
+	if r := f.Incident.Resolved; r != nil {
+		when = fmt.Sprintf("from %s to %s", fmtTime(f.Incident.Opened), fmtTime(*r))
+	}
+	s.Impact = append(s.Impact, Claim{
+		Text:     fmt.Sprintf("Severity %s, state %s, %s, on %d host(s): %s.", f.Incident.Severity, f.Incident.State, when, st.Hosts, qList(f.Incident.Hosts)),
+		Evidence: anomRefs[:min(len(anomRefs), maxAnoms)],
+	})
+	if len(f.Incident.Entities) > 0 {
+		s.Impact = append(s.Impact, Claim{Text: "Entities involved: " + qList(f.Incident.Entities) + "."})
+	}
+	if len(f.Truncated) > 0 {
+		s.Impact = append(s.Impact, Claim{Text: "The fact sheet was cut (" + strings.Join(f.Truncated, ", ") + "): there is more activity than listed."})
+	}
+
+	// Likely cause: the processes of the top anomaly's entity, and where
+	// they connected. A correlation, and worded as one.
+	if len(anoms) == 0 {
+		s.LikelyCause = append(s.LikelyCause, Claim{Text: "No anomaly is recorded for this incident; the cause cannot be determined from the telemetry."})
+	} else {
+		a := anoms[0]
+		var suspect *Process
+		for i := range f.Processes {
+			p := &f.Processes[i]
+			if p.Host == a.Host && (a.EntityKind == "host" || p.Comm == a.Entity || a.EntityKind == "cgroup") {
+				suspect = p
+				break
+			}
+		}
+		if suspect == nil {
+			s.LikelyCause = append(s.LikelyCause, Claim{
+				Text:     fmt.Sprintf("No recorded process or connection explains %s of %s; the cause is undetermined from the telemetry.", q(a.Series), q(a.Entity)),
+				Evidence: []string{a.Ref},
+			})
+		} else {
+			text := fmt.Sprintf("Most likely related: %s (pid %d) running %s", q(suspect.Comm), suspect.PID, q(suspect.Filename))
+			ev := []string{a.Ref, suspect.Ref}
+			if pp := parent(suspect); pp != nil {
+				text += fmt.Sprintf(", started by %s (pid %d)", q(pp.Comm), pp.PID)
+				ev = append(ev, pp.Ref)
+			}
+			for _, c := range f.Connections {
+				if c.Host == suspect.Host && c.PID == suspect.PID {
+					text += fmt.Sprintf(", which had %s events with %s:%d", c.Event, c.Daddr, c.Dport)
+					ev = append(ev, c.Ref)
+					break
+				}
+			}
+			s.LikelyCause = append(s.LikelyCause, Claim{
+				Text: text + fmt.Sprintf(": it matches the entity of the highest-scoring anomaly (%s on %s).", q(a.Series), q(a.Host)), Evidence: ev,
+			})
+		}
+	}
+
+	// Next steps.
+	for i := range f.Processes {
+		p := &f.Processes[i]
+		if len(s.LikelyCause) > 0 && slices.Contains(s.LikelyCause[0].Evidence, p.Ref) {
+			step := fmt.Sprintf("Check whether %s (pid %d, uid %d) is expected on %s and read its full command line.", q(p.Filename), p.PID, p.UID, q(p.Host))
+			if p.UID == 0 {
+				step += " It ran as root: review how it was started."
+			}
+			s.NextSteps = append(s.NextSteps, Claim{Text: step, Evidence: []string{p.Ref}})
+			break
+		}
+	}
+	peers := 0
+	seen := map[string]bool{}
+	for _, c := range f.Connections {
+		key := c.Daddr + ":" + strconv.Itoa(int(c.Dport))
+		if c.Event == "accept" || seen[key] || peers == 3 {
+			continue
+		}
+		seen[key] = true
+		peers++
+		s.NextSteps = append(s.NextSteps, Claim{Text: fmt.Sprintf("Verify that %s is a legitimate peer for %s.", key, q(c.Comm)), Evidence: []string{c.Ref}})
+	}
+	if len(anoms) > 0 {
+		s.NextSteps = append(s.NextSteps, Claim{
+			Text:     fmt.Sprintf("Compare %s of %s with its expected value on the dashboard, then acknowledge or resolve the incident.", q(anoms[0].Series), q(anoms[0].Entity)),
+			Evidence: []string{anoms[0].Ref},
+		})
+	} else {
+		s.NextSteps = append(s.NextSteps, Claim{Text: "Review the incident on the dashboard, then acknowledge or resolve it."})
+	}
+	return s
+}
+
+// maxQuoted is the longest host string an offline summary quotes.
+const maxQuoted = 160
+
+// q quotes a host-written string as an inert code span: control characters
+// escaped, backticks replaced (so the span cannot be closed early) and long
+// values cut, with the mark outside the span so the quoted part stays a
+// verbatim substring of the fact.
+func q(s string) string {
+	cut := ""
+	if len(s) > maxQuoted {
+		i := maxQuoted
+		for i > 0 && s[i]&0xC0 == 0x80 {
+			i--
+		}
+		s, cut = s[:i], "…"
+	}
+	return "`" + inert(s) + "`" + cut
+}
+
+// inert escapes control characters and replaces backticks. The grounding
+// corpus holds every fact in this form too, so a quoted hostile value still
+// counts as grounded.
+func inert(s string) string { return strings.ReplaceAll(prompt.Clean(s, math.MaxInt), "`", "'") }
+
+func qList(ss []string) string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = q(s)
+	}
+	return strings.Join(out, ", ")
+}
+
+// oneLine makes a host-influenced title safe to print on one line.
+func oneLine(s string) string { return prompt.Clean(s, maxQuoted) }
