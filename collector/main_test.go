@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -54,4 +55,14 @@ func mustExecutable(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// helperComm is the comm of a helper process: the test binary's name, cut
+// to 15 bytes as the kernel does.
+func helperComm() string {
+	name := filepath.Base(os.Args[0])
+	if len(name) > 15 {
+		name = name[:15]
+	}
+	return name
 }

@@ -22,6 +22,11 @@ type Process struct {
 	ContainerID string   `json:"container_id,omitempty"`
 	PodUID      string   `json:"pod_uid,omitempty"`
 	Exited      bool     `json:"exited,omitempty"`
+
+	// Boot-time stamps of the last exec and of the exit, so that events
+	// from different ring buffers (exec and exit are read by different
+	// goroutines) can be applied in either order.
+	execNs, exitNs uint64
 }
 
 // procTable is the bounded process table. Exited processes stay for a
@@ -138,25 +143,45 @@ func (t *procTable) exec(e *execbpf.ProbeExecEvent) {
 		Exe:      string(cstring(e.Filename[:])),
 		Cmdline:  splitNUL(e.Argv[:e.ArgvSize]),
 		CgroupID: e.CgroupId,
+		execNs:   e.BootNs,
 	}
 	info := t.cgroups.lookup(e.CgroupId)
 	p.ContainerID, p.PodUID = string(info.containerID), string(info.podUID)
-	t.put(p)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old, ok := t.procs[p.Pid]; ok && old.Exited && old.exitNs >= p.execNs {
+		// The exit was read first: this exec belongs to the exited process.
+		p.Exited, p.exitNs = true, old.exitNs
+	}
+	if _, ok := t.procs[p.Pid]; !ok && len(t.procs) >= maxProcs {
+		t.evictLocked()
+	}
+	t.procs[p.Pid] = p
 }
 
-// exit marks a process exited; it is dropped later, oldest first.
-func (t *procTable) exit(pid uint32) {
+// exit marks a process exited at bootNs; it is dropped later, oldest
+// first. An exit for an unknown process leaves a placeholder for its exec,
+// which may still be on its way.
+func (t *procTable) exit(pid uint32, bootNs uint64) {
 	if t == nil {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p, ok := t.procs[pid]
-	if !ok || p.Exited {
+	if ok && p.Exited {
 		return
 	}
-	cp := *p
-	cp.Exited = true
+	var cp Process
+	if ok {
+		cp = *p
+	} else {
+		if len(t.procs) >= maxProcs {
+			t.evictLocked()
+		}
+		cp.Pid = pid
+	}
+	cp.Exited, cp.exitNs = true, bootNs
 	t.procs[pid] = &cp
 	t.exited = append(t.exited, pid)
 	if len(t.exited) > maxExited {

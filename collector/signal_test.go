@@ -104,7 +104,7 @@ func TestOOMProbe(t *testing.T) {
 	r := out.wait(t, KindOOM, 5*time.Second, func(r row) bool {
 		return r.uint(t, "pid") == uint64(cmd.Process.Pid)
 	})
-	if r.str("comm") != "collector.test" || r.uint(t, "anon_rss") < 16<<20 || r.str("oom_score_adj") != "0" {
+	if r.str("comm") != helperComm() || r.uint(t, "anon_rss") < 16<<20 || r.str("oom_score_adj") != "0" {
 		t.Errorf("row = %v", r)
 	}
 }

@@ -72,7 +72,7 @@ func TestFileProbe(t *testing.T) {
 		if got := r.uint(t, "errno"); got != want.errno {
 			t.Errorf("%s errno = %d, want %d", want.path, got, want.errno)
 		}
-		if r.str("syscall") != "openat" || r.str("comm") != "collector.test" {
+		if r.str("syscall") != "openat" || r.str("comm") != helperComm() {
 			t.Errorf("row = %v", r)
 		}
 	}

@@ -165,7 +165,7 @@ func TestTCPProbe(t *testing.T) {
 				if r.str("family") != tc.family || r.str("saddr") != tc.addr || r.str("daddr") != tc.addr {
 					t.Errorf("%s addresses: %s %s -> %s", r.str("event"), r.str("family"), r.str("saddr"), r.str("daddr"))
 				}
-				if r.str("comm") != "collector.test" {
+				if r.str("comm") != helperComm() {
 					t.Errorf("%s comm = %q", r.str("event"), r.str("comm"))
 				}
 			}
@@ -210,7 +210,7 @@ func TestRetransmitProbe(t *testing.T) {
 	r := out.wait(t, KindRetransmit, 5*time.Second, func(r row) bool {
 		return r.uint(t, "sport") == cport && r.uint(t, "dport") == sport
 	})
-	if r.uint(t, "pid") != uint64(pid) || r.str("comm") != "collector.test" {
+	if r.uint(t, "pid") != uint64(pid) || r.str("comm") != helperComm() {
 		t.Errorf("retransmit attributed to %d %q, want %d", r.uint(t, "pid"), r.str("comm"), pid)
 	}
 	if r.uint(t, "total_retrans") == 0 || r.str("daddr") != "127.0.0.1" {

@@ -15,6 +15,7 @@ const (
 	CauseSpike          // the point is far from the one-step forecast
 	CauseShift          // the short-term mean moved away from the long-term level
 	CauseVariance       // the series became much noisier or much calmer
+	CauseSequence       // the point broke a learned sequence (DetectorOptions.Contexts)
 )
 
 func (c Cause) String() string {
@@ -25,6 +26,8 @@ func (c Cause) String() string {
 		return "level_shift"
 	case CauseVariance:
 		return "variance_change"
+	case CauseSequence:
+		return "sequence"
 	}
 	return "none"
 }
@@ -49,6 +52,13 @@ type DetectorOptions struct {
 	// MaxSurprise is the surprise, in nats (-ln of the tail probability),
 	// that maps to score 1. Scores are linear in surprise below it.
 	MaxSurprise float64
+	// Contexts, when positive, adds sequence memory: a CAD (see CAD) with
+	// at most this many contexts learns the series' value sequence, and a
+	// point also scores when it breaks it. It costs far more than the rest
+	// of the detector: about 115 KB of heap and 6 µs per point at 300
+	// contexts, against about 1.1 KB and 0.13 µs without. 0 (the default)
+	// leaves it off.
+	Contexts int
 }
 
 // DefaultDetectorOptions returns the configuration used everywhere, NAB
@@ -86,6 +96,7 @@ func (o DetectorOptions) withDefaults() DetectorOptions {
 	if o.MaxSurprise <= 0 {
 		o.MaxSurprise = d.MaxSurprise
 	}
+	o.Contexts = max(o.Contexts, 0)
 	return o
 }
 
@@ -138,6 +149,14 @@ const (
 	extremeBonus   = 1.5
 	extremeHorizon = 10000
 	extremeMargin  = 0.01 // of the recorded range, so a repeat of the record is not a new one
+
+	// Sequence memory (DetectorOptions.Contexts). CAD's score counts at
+	// seqWeight, so it alerts alone only when nearly all of a point's
+	// contexts are new (CAD >= AlertScore/seqWeight). Without a known
+	// range, CAD learns it over the warm-up, with seqHeadroom of it spare
+	// on each side, and widens it by as much past each new extreme.
+	seqWeight   = 0.5
+	seqHeadroom = 0.75
 
 	seasonBuckets = 144 // ten-minute buckets over a day
 )
@@ -283,8 +302,9 @@ type numState struct {
 //
 // A Detector is not safe for concurrent use.
 type Detector struct {
-	p *params
-	s numState
+	p   *params
+	s   numState
+	seq *CAD // sequence memory, nil unless DetectorOptions.Contexts > 0
 }
 
 // Score is the detector's verdict on one point.
@@ -302,10 +322,24 @@ type Score struct {
 
 // NewDetector returns a detector with no history.
 func NewDetector(o DetectorOptions) *Detector {
-	return &Detector{p: newParams(o)}
+	d := newDetector(newParams(o))
+	return &d
 }
 
-func newDetector(p *params) Detector { return Detector{p: p} }
+func newDetector(p *params) Detector { return Detector{p: p, seq: p.newSeq()} }
+
+// newSeq returns the sequence memory the options ask for, or nil.
+func (p *params) newSeq() *CAD {
+	if p.opts.Contexts <= 0 {
+		return nil
+	}
+	return NewCAD(CADOptions{
+		RangeWarmup: p.opts.Warmup,
+		Headroom:    seqHeadroom,
+		Widen:       seqHeadroom,
+		MaxContexts: p.opts.Contexts,
+	})
+}
 
 // Points returns how many points the detector has learned from.
 func (d *Detector) Points() int { return int(d.s.N) }
@@ -324,6 +358,10 @@ func (d *Detector) Update(ts time.Time, v float64) Score {
 		// A zero Detector works, with the default options.
 		p = newParams(DetectorOptions{})
 		d.p = p
+	}
+	var seq float64
+	if d.seq != nil {
+		seq = seqWeight * d.seq.Update(v)
 	}
 	if s.N == 0 {
 		d.start(ts, v)
@@ -365,6 +403,9 @@ func (d *Detector) Update(ts time.Time, v float64) Score {
 			best += extremeBonus
 		}
 		raw := min(max(best*p.invMax, 0), 1)
+		if seq > raw {
+			raw, out.Cause = seq, CauseSequence
+		}
 		out.Raw, out.Value = raw, raw
 		if s.Hold > 0 {
 			s.Hold--

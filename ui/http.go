@@ -40,6 +40,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/incidents", s.apiIncidents)
 	mux.HandleFunc("GET /api/incidents/{id}", s.apiIncident)
 	mux.HandleFunc("POST /api/ask", s.apiAsk)
+	if s.opts.Metrics != nil {
+		mux.Handle("GET /metrics", s.opts.Metrics)
+	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API")
 	})

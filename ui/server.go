@@ -62,6 +62,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer, if set, receives the hub's metrics.
 	Registerer prometheus.Registerer
+	// Metrics, if set, is served at GET /metrics (behind the token, like
+	// the API: Prometheus sends it as a bearer token).
+	Metrics http.Handler
 }
 
 // DefaultOptions returns the defaults used for zero Options fields.

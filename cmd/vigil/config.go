@@ -73,7 +73,7 @@ func defaultConfig() Config {
 		DataDir:  "./data",
 		Listen:   "127.0.0.1:8080",
 		LogLevel: "info",
-		Probes:   []string{"exec"},
+		Probes:   collector.ProbeNames(),
 		ClickHouse: ClickHouseConfig{
 			TCPPort:  9000,
 			HTTPPort: 8123,

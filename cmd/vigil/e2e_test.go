@@ -318,6 +318,19 @@ func TestUpStoresExecInClickHouseAndStopsClean(t *testing.T) {
 		t.Errorf("dashboard without token: status %d, want 401", resp.StatusCode)
 	}
 
+	// Prometheus scrapes /metrics with the token as a bearer token.
+	req, _ := http.NewRequest("GET", "http://"+u.listen+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+u.token)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `vigil_probe_events_total{kind="exec",probe="exec"}`) {
+		t.Errorf("/metrics: status %d, no exec probe counter:\n%.1500s", resp.StatusCode, body)
+	}
+
 	u.stop(t)
 	if pids := processesMentioning(u.dataDir); len(pids) > 0 {
 		t.Fatalf("processes left behind after SIGTERM: %v", pids)

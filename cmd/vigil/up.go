@@ -12,6 +12,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-dev/vigil/collector"
@@ -61,14 +62,17 @@ func runUp(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 
 	// plat's fields are all set before srv.Run starts serving requests.
 	plat := &platform{store: st, host: cfg.HostName(), rates: map[string]rate{}}
+	reg := newRegistry(plat)
 	srv, err := ui.New(ui.Options{
-		Listen:  cfg.Listen,
-		Token:   token,
-		TLSCert: cfg.TLSCert,
-		TLSKey:  cfg.TLSKey,
-		Events:  plat,
-		Health:  plat,
-		Logger:  log.With("stage", "ui"),
+		Registerer: reg,
+		Metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Listen:     cfg.Listen,
+		Token:      token,
+		TLSCert:    cfg.TLSCert,
+		TLSKey:     cfg.TLSKey,
+		Events:     plat,
+		Health:     plat,
+		Logger:     log.With("stage", "ui"),
 	})
 	if err != nil {
 		return err

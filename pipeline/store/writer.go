@@ -265,8 +265,9 @@ func (w *Writer) Flush(ctx context.Context) error {
 }
 
 // Run consumes in until it is closed (then inserts what is pending and
-// returns nil) or ctx is cancelled (then inserts what is pending within
-// FlushTimeout and returns ctx's error). Besides MaxRows, a table is inserted
+// returns nil) or ctx is cancelled (then inserts what is pending, and what
+// was queued in in at that moment, within FlushTimeout and returns ctx's
+// error). Besides MaxRows, a table is inserted
 // when its oldest batch is MaxDelay old.
 //
 // Run inserts with Inserters goroutines that it starts and waits for, so
@@ -323,6 +324,23 @@ func (w *Writer) Run(ctx context.Context, in <-chan collector.Batch) error {
 			send(w.due(time.Now().Add(-w.opts.MaxDelay)))
 		case <-ctx.Done():
 			t := time.AfterFunc(w.opts.FlushTimeout, cancelIns)
+			// Batches already queued are in memory and were accepted: keep
+			// them. Only what is queued now, so a producer that goes on
+			// sending cannot hold Run.
+			for range len(in) {
+				b, ok := <-in
+				if !ok {
+					break
+				}
+				if b.Record == nil {
+					continue
+				}
+				if w.closed || b.Record.NumRows() == 0 {
+					b.Record.Release()
+					continue
+				}
+				send(w.add(b))
+			}
 			send(w.due(time.Time{}))
 			stop()
 			t.Stop()
