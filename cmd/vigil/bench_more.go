@@ -1,6 +1,127 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigil-dev/vigil/bench/collect"
+	"github.com/vigil-dev/vigil/bench/overhead"
+	"github.com/vigil-dev/vigil/bench/store"
+)
 
 // extraBenchCmds are the bench subcommands over the kernel and the store.
-func extraBenchCmds() []*cobra.Command { return nil }
+func extraBenchCmds() []*cobra.Command {
+	return []*cobra.Command{newBenchCollectorCmd(), newBenchOverheadCmd(), newBenchStoreCmd()}
+}
+
+func newBenchCollectorCmd() *cobra.Command {
+	var o collect.Options
+	cmd := &cobra.Command{
+		Use:   "collector",
+		Short: "Events per second from the ring buffer to Arrow batches under a real in-kernel load, with drops",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, log, err := setup(cmd)
+			if err != nil {
+				return err
+			}
+			if o.Duration <= 0 || o.Workers <= 0 || o.Rate < 0 {
+				return fmt.Errorf("--duration and --workers must be positive, --rate not negative")
+			}
+			o.Out, o.Logger = cmd.OutOrStdout(), log
+			started := time.Now()
+			res, err := collect.Run(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			out, _ := cmd.Flags().GetString("out")
+			return writeReport(out, "collector", started, res)
+		},
+	}
+	cmd.Flags().DurationVar(&o.Duration, "duration", 5*time.Second, "length of the load")
+	cmd.Flags().IntVar(&o.Workers, "workers", 1, "load threads")
+	cmd.Flags().IntVar(&o.Rate, "rate", 0, "cap the load at this many events/s (0: as fast as it goes)")
+	return cmd
+}
+
+func newBenchOverheadCmd() *cobra.Command {
+	var o overhead.Options
+	cmd := &cobra.Command{
+		Use:   "overhead",
+		Short: "Cost of a tight write(/dev/null) loop with the probes attached versus none, in one run",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, log, err := setup(cmd)
+			if err != nil {
+				return err
+			}
+			if o.Duration <= 0 {
+				return fmt.Errorf("--duration must be positive")
+			}
+			o.Probes, o.Out, o.Logger = cfg.Probes, cmd.OutOrStdout(), log
+			started := time.Now()
+			res, err := overhead.Run(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			out, _ := cmd.Flags().GetString("out")
+			return writeReport(out, "overhead", started, res)
+		},
+	}
+	cmd.Flags().DurationVar(&o.Duration, "duration", 2*time.Second, "length of each phase (without, with, without)")
+	return cmd
+}
+
+func newBenchStoreCmd() *cobra.Command {
+	var o store.Options
+	cmd := &cobra.Command{
+		Use:   "store",
+		Short: "Rows per second into ClickHouse, columnar Arrow path versus row-by-row clickhouse-go, in one run",
+		Long: `Without --clickhouse it starts the embedded engine on the configured ports with a
+temporary data dir, so your data is not touched.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, log, err := setup(cmd)
+			if err != nil {
+				return err
+			}
+			if o.Rows <= 0 || o.BatchRows <= 0 || o.Rounds <= 0 {
+				return fmt.Errorf("--rows, --batch-rows and --rounds must be positive")
+			}
+			if cfg.ClickHouse.DSN == "" {
+				tmp, err := os.MkdirTemp("", "vigil-bench-store")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(tmp)
+				cfg.DataDir = tmp
+			}
+			st, err := openStore(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			o.Conn = st.conn
+			started := time.Now()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Minute)
+			defer cancel()
+			res, err := store.Run(ctx, o)
+			if err != nil {
+				return err
+			}
+			if err := res.WriteTable(cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			out, _ := cmd.Flags().GetString("out")
+			return writeReport(out, "store", started, res)
+		},
+	}
+	cmd.Flags().IntVar(&o.Rows, "rows", 1_000_000, "rows per method per round")
+	cmd.Flags().IntVar(&o.BatchRows, "batch-rows", 100_000, "rows per Arrow record and per INSERT")
+	cmd.Flags().IntVar(&o.Rounds, "rounds", 3, "alternating rounds; each method's best is kept")
+	return cmd
+}

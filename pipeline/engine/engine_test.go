@@ -102,6 +102,9 @@ func TestSupervisor(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+		if n := h.Supervisor.Restarts(); n != 1 {
+			t.Errorf("Restarts() = %d, want 1", n)
+		}
 	})
 
 	t.Run("comes back after a failed native login", func(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Defaults for Options. The ports are ClickHouse's own defaults so that tools
@@ -61,6 +63,9 @@ type Options struct {
 	// Logger receives the supervisor's events and the child's stderr lines.
 	// Default: discard.
 	Logger *slog.Logger
+	// Registerer, if set, receives vigil_engine_restarts_total and
+	// vigil_engine_up from the Supervisor.
+	Registerer prometheus.Registerer
 
 	// Executable is the binary the Supervisor runs as the child. Default
 	// os.Executable(), the current binary.

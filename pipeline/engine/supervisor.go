@@ -11,10 +11,12 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Supervisor runs the engine as a child process and keeps it running. Its
@@ -33,6 +35,9 @@ type Supervisor struct {
 
 	mu  sync.Mutex // guards pid
 	pid int        // the running child's pid, 0 between children
+
+	// restarts counts children started after the first.
+	restarts atomic.Uint64
 }
 
 // Restart backoff: a child that crashes at once is retried with growing
@@ -72,6 +77,11 @@ func Start(ctx context.Context, opts Options) (*Supervisor, error) {
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
+	if opts.Registerer != nil {
+		if err := s.register(opts.Registerer); err != nil {
+			opts.Logger.Warn("register engine metrics", "err", err)
+		}
+	}
 	ready := make(chan error, 1)
 	go s.monitor(ctx, ready)
 	select {
@@ -86,6 +96,30 @@ func Start(ctx context.Context, opts Options) (*Supervisor, error) {
 		return nil, fmt.Errorf("start engine: %w", ctx.Err())
 	}
 }
+
+func (s *Supervisor) register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_engine_restarts_total",
+			Help: "Times the embedded ClickHouse was restarted after it died."},
+			func() float64 { return float64(s.restarts.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_engine_up",
+			Help: "1 while an embedded ClickHouse child process runs."},
+			func() float64 {
+				if s.PID() != 0 {
+					return 1
+				}
+				return 0
+			}),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Restarts is how many times the child was restarted after dying.
+func (s *Supervisor) Restarts() uint64 { return s.restarts.Load() }
 
 // DSN is the native-protocol address, for clickhouse.ParseDSN.
 func (s *Supervisor) DSN() string { return DSN(s.opts.TCPPort) }
@@ -140,6 +174,9 @@ func (s *Supervisor) monitor(ctx context.Context, ready chan<- error) {
 
 	backoff := backoffMin
 	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			s.restarts.Add(1)
+		}
 		cmd, exited, err := s.spawn()
 		if err != nil {
 			if attempt == 0 {

@@ -35,6 +35,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-dev/vigil/collector"
 )
@@ -78,6 +79,8 @@ type Options struct {
 	Table func(collector.Kind) string
 	// Logger. Default: discard.
 	Logger *slog.Logger
+	// Registerer, if set, receives the Stats as vigil_store_* counters.
+	Registerer prometheus.Registerer
 }
 
 func (o Options) withDefaults() Options {
@@ -175,7 +178,32 @@ type job struct {
 
 // NewWriter returns a Writer on conn. It starts nothing.
 func NewWriter(conn driver.Conn, opts Options) *Writer {
-	return &Writer{conn: conn, opts: opts.withDefaults(), pending: map[string]*pendingTable{}}
+	w := &Writer{conn: conn, opts: opts.withDefaults(), pending: map[string]*pendingTable{}}
+	if w.opts.Registerer != nil {
+		if err := w.register(w.opts.Registerer); err != nil {
+			w.opts.Logger.Warn("register store metrics", "err", err)
+		}
+	}
+	return w
+}
+
+func (w *Writer) register(reg prometheus.Registerer) error {
+	for _, c := range []struct {
+		name, help string
+		v          *atomic.Uint64
+	}{
+		{"vigil_store_inserts_total", "INSERTs into ClickHouse that succeeded.", &w.inserts},
+		{"vigil_store_rows_total", "Rows inserted into ClickHouse.", &w.rows},
+		{"vigil_store_retries_total", "INSERT attempts repeated after a failure (same deduplication token).", &w.retries},
+		{"vigil_store_dropped_rows_total", "Rows given up on after all retries.", &w.dropped},
+	} {
+		v := c.v
+		if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
+			func() float64 { return float64(v.Load()) })); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Stats returns the counters so far. It may be called from any goroutine.

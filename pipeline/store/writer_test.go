@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-dev/vigil/collector"
 	"github.com/vigil-dev/vigil/pipeline/engine/enginetest"
@@ -88,7 +89,8 @@ func TestWriter(t *testing.T) {
 	base := time.Date(2026, 11, 24, 12, 0, 0, 123456789, time.UTC)
 
 	t.Run("rows and values", func(t *testing.T) {
-		w := store.NewWriter(conn, store.Options{MaxRows: 2500})
+		reg := prometheus.NewRegistry()
+		w := store.NewWriter(conn, store.Options{MaxRows: 2500, Registerer: reg})
 		defer w.Close()
 		// 3 records of 1000: the third crosses MaxRows and inserts all.
 		for i := range 3 {
@@ -137,6 +139,19 @@ func TestWriter(t *testing.T) {
 		if ts.Nanosecond() != wantTS.Nanosecond() {
 			t.Errorf("nanoseconds lost: %d, want %d", ts.Nanosecond(), wantTS.Nanosecond())
 		}
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "vigil_store_rows_total" {
+				if v := mf.GetMetric()[0].GetCounter().GetValue(); v != 3020 {
+					t.Errorf("vigil_store_rows_total = %v, want 3020", v)
+				}
+				return
+			}
+		}
+		t.Error("no vigil_store_rows_total metric")
 	})
 
 	t.Run("retried batch stored once", func(t *testing.T) {
