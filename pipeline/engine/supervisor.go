@@ -77,11 +77,6 @@ func Start(ctx context.Context, opts Options) (*Supervisor, error) {
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
-	if opts.Registerer != nil {
-		if err := s.register(opts.Registerer); err != nil {
-			opts.Logger.Warn("register engine metrics", "err", err)
-		}
-	}
 	ready := make(chan error, 1)
 	go s.monitor(ctx, ready)
 	select {
@@ -89,6 +84,13 @@ func Start(ctx context.Context, opts Options) (*Supervisor, error) {
 		if err != nil {
 			<-s.done
 			return nil, err
+		}
+		// Only now: a failed Start must not leave metrics of a dead
+		// supervisor registered.
+		if opts.Registerer != nil {
+			if err := s.register(opts.Registerer); err != nil {
+				opts.Logger.Warn("register engine metrics", "err", err)
+			}
 		}
 		return s, nil
 	case <-ctx.Done():
@@ -229,6 +231,9 @@ func (s *Supervisor) spawn() (*exec.Cmd, <-chan error, error) {
 	cmd.Stdout = s.tail
 	cmd.Stderr = s.tail
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// A grandchild (the clickhouse server binary) holding the output pipe
+	// must not keep Wait from reporting the child's death.
+	cmd.WaitDelay = s.opts.StopTimeout
 	if err := cmd.Start(); err != nil {
 		return nil, nil, fmt.Errorf("start engine child %s: %w", s.opts.Executable, err)
 	}

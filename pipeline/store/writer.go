@@ -45,7 +45,7 @@ const (
 	DefaultDatabase     = "vigil"
 	DefaultMaxRows      = 100_000
 	DefaultMaxDelay     = time.Second
-	DefaultRetries      = 3
+	DefaultRetries      = 5
 	DefaultRetryBackoff = 200 * time.Millisecond
 	DefaultFlushTimeout = 10 * time.Second
 	DefaultInserters    = 2
@@ -61,7 +61,8 @@ type Options struct {
 	// Default 1 s.
 	MaxDelay time.Duration
 	// Retries of a failed insert, with the same deduplication token.
-	// Default 3; negative means none.
+	// Default 5 (about 6 s of backoff, enough for the supervisor to
+	// restart a crashed embedded engine); negative means none.
 	Retries int
 	// RetryBackoff is the first pause before a retry; it doubles. Default 200 ms.
 	RetryBackoff time.Duration

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -390,5 +391,43 @@ func TestWriterRetryAfterLostAnswer(t *testing.T) {
 	}
 	if n := count(t, h, "SELECT count() FROM vigil.exec_events WHERE host = 'host-lost'"); n != 321 {
 		t.Errorf("rows = %d, want 321: the retry of a committed insert was stored again", n)
+	}
+}
+
+// TestWriterSurvivesEngineCrash kills the engine in the middle of a stream
+// of inserts: every row must arrive exactly once, whether the insert in
+// flight at the crash had committed or not.
+func TestWriterSurvivesEngineCrash(t *testing.T) {
+	h, ctx := migrated(t)
+	conn := h.Conn(t)
+	w := store.NewWriter(conn, store.Options{MaxRows: 1000, Retries: 10, RetryBackoff: 100 * time.Millisecond})
+	defer w.Close()
+	in := make(chan collector.Batch)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx, in) }()
+	base := time.Date(2026, 11, 24, 14, 0, 0, 0, time.UTC)
+	const batches = 20
+	for i := range batches {
+		if i == batches/2 {
+			if err := syscall.Kill(h.Supervisor.PID(), syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		}
+		in <- collector.Batch{Kind: collector.KindExec, Record: execRecord(t, 1000, base.Add(time.Duration(i)*time.Second), "host-crash")}
+	}
+	close(in)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st := w.Stats()
+	t.Logf("stats after a crash: %+v", st)
+	if st.DroppedRows != 0 || st.Rows != batches*1000 {
+		t.Errorf("stats = %+v, want %d rows and none dropped", st, batches*1000)
+	}
+	if n := count(t, h, "SELECT count() FROM vigil.exec_events WHERE host = 'host-crash'"); n != batches*1000 {
+		t.Errorf("rows = %d, want %d", n, batches*1000)
+	}
+	if n := count(t, h, "SELECT count() FROM (SELECT ts, pid FROM vigil.exec_events WHERE host = 'host-crash' GROUP BY ts, pid HAVING count() > 1)"); n != 0 {
+		t.Errorf("%d rows stored twice", n)
 	}
 }

@@ -223,12 +223,14 @@ func (s *Source) Incident(ctx context.Context, id string) (ui.IncidentDetail, er
 	sc := scopeOf(d.Incident, entities, anomalies, resolved, s.o.Margin)
 
 	// Process tree: execs in scope during the incident, plus the latest
-	// exec of each of their parents before it (who started them).
+	// exec of each parent outside the scope (who started them; one level,
+	// so the statement stays one copyable query).
 	inScope := "host IN " + quoteList(sc.hosts) + " AND ts BETWEEN " + timeLit(sc.from) + " AND " + timeLit(sc.to) + sc.procCond()
 	execCols := "host, ts, pid, ppid, comm, filename, argv"
 	d.SQL[ui.SectionProcessTree] = "SELECT * FROM (\n  SELECT " + execCols + " FROM " + s.db + ".exec_events\n  WHERE " + inScope +
 		"\n  UNION ALL\n  SELECT " + execCols + " FROM " + s.db + ".exec_events\n  WHERE host IN " + quoteList(sc.hosts) +
-		" AND ts < " + timeLit(sc.from) + "\n    AND pid IN (SELECT ppid FROM " + s.db + ".exec_events WHERE " + inScope + ")" +
+		" AND ts <= " + timeLit(sc.to) + "\n    AND pid IN (SELECT ppid FROM " + s.db + ".exec_events WHERE " + inScope + ")" +
+		"\n    AND pid NOT IN (SELECT pid FROM " + s.db + ".exec_events WHERE " + inScope + ")" +
 		"\n  ORDER BY ts DESC LIMIT 1 BY host, pid\n)\nORDER BY ts LIMIT " + strconv.Itoa(s.o.MaxRows)
 	res, err = s.r.Query(ctx, d.SQL[ui.SectionProcessTree])
 	if err != nil {
@@ -253,7 +255,7 @@ func (s *Source) Incident(ctx context.Context, id string) (ui.IncidentDetail, er
 		connCond = ""
 	}
 	connWhere := "host IN " + quoteList(sc.hosts) + " AND ts BETWEEN " + timeLit(sc.from) + " AND " + timeLit(sc.to) + connCond
-	d.SQL[ui.SectionConnections] = "SELECT ts, pid, comm, event, saddr, sport, daddr, dport, bytes_sent + bytes_recv AS bytes\nFROM " + s.db +
+	d.SQL[ui.SectionConnections] = "SELECT ts, pid, comm, event, saddr, sport, daddr, dport, bytes_sent + bytes_received AS bytes\nFROM " + s.db +
 		".tcp_events\nWHERE " + connWhere + "\nORDER BY ts LIMIT " + strconv.Itoa(s.o.MaxRows)
 	res, err = s.r.Query(ctx, d.SQL[ui.SectionConnections])
 	if err != nil {
@@ -301,13 +303,14 @@ func hostPortText(addr string, port uint64) string {
 
 // scope is where an incident's raw events are looked for.
 type scope struct {
-	hosts    []string
-	from, to time.Time
-	comms    []string
-	cgroups  []string
-	pids     []uint32 // processes anomalies point at
-	files    []string // binaries anomalies name
-	all      bool     // no process named: every exec on the hosts counts
+	hosts      []string
+	from, to   time.Time
+	comms      []string
+	cgroups    []string
+	containers []string
+	pids       []uint32 // processes anomalies point at
+	files      []string // binaries anomalies name
+	all        bool     // no process named: every exec on the hosts counts
 }
 
 func scopeOf(inc ui.Incident, entities []string, anomalies []AnomalyRow, resolved *time.Time, margin time.Duration) scope {
@@ -321,6 +324,8 @@ func scopeOf(inc ui.Incident, entities []string, anomalies []AnomalyRow, resolve
 			sc.comms = append(sc.comms, name)
 		case "cgroup":
 			sc.cgroups = append(sc.cgroups, name)
+		case "container":
+			sc.containers = append(sc.containers, name)
 		}
 	}
 	for _, e := range entities {
@@ -335,6 +340,9 @@ func scopeOf(inc ui.Incident, entities []string, anomalies []AnomalyRow, resolve
 		}
 		if a.Evidence.PID != 0 {
 			sc.pids = append(sc.pids, a.Evidence.PID)
+		}
+		if a.Evidence.Container != "" {
+			sc.containers = append(sc.containers, a.Evidence.Container)
 		}
 		if a.Evidence.Comm != "" {
 			sc.comms = append(sc.comms, a.Evidence.Comm)
@@ -352,11 +360,11 @@ func scopeOf(inc ui.Incident, entities []string, anomalies []AnomalyRow, resolve
 			sc.to = a.WindowEnd
 		}
 	}
-	for _, ss := range []*[]string{&sc.hosts, &sc.comms, &sc.cgroups, &sc.files} {
+	for _, ss := range []*[]string{&sc.hosts, &sc.comms, &sc.cgroups, &sc.containers, &sc.files} {
 		slices.Sort(*ss)
 		*ss = slices.Compact(*ss)
 	}
-	sc.all = len(sc.comms) == 0 && len(sc.cgroups) == 0 && len(sc.pids) == 0
+	sc.all = len(sc.comms) == 0 && len(sc.cgroups) == 0 && len(sc.containers) == 0 && len(sc.pids) == 0
 	sc.from, sc.to = sc.from.Add(-margin), sc.to.Add(margin)
 	return sc
 }
@@ -373,11 +381,17 @@ func (sc scope) procCond() string {
 	return c + ")"
 }
 
+// commCond adds the scope's comms and containers (columns that exec and
+// tcp events share).
 func (sc scope) commCond() string {
-	if len(sc.comms) == 0 {
-		return ""
+	c := ""
+	if len(sc.comms) > 0 {
+		c += " OR comm IN " + quoteList(sc.comms)
 	}
-	return " OR comm IN " + quoteList(sc.comms)
+	if len(sc.containers) > 0 {
+		c += " OR container_id IN " + quoteList(sc.containers)
+	}
+	return c
 }
 
 func (sc scope) flagged(p ui.Process, filename string) bool {

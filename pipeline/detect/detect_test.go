@@ -1,0 +1,199 @@
+package detect
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"go.uber.org/goleak"
+
+	"github.com/vigil-dev/vigil/collector"
+	"github.com/vigil-dev/vigil/models"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// recorder is an Output that keeps everything.
+type recorder struct {
+	mu        sync.Mutex
+	points    int
+	anomalies []Detection
+	incidents []IncidentEvent
+}
+
+func (r *recorder) Points(_ time.Time, p []Point) { r.mu.Lock(); r.points += len(p); r.mu.Unlock() }
+func (r *recorder) Anomaly(d Detection) {
+	r.mu.Lock()
+	r.anomalies = append(r.anomalies, d)
+	r.mu.Unlock()
+}
+func (r *recorder) Incident(e IncidentEvent) {
+	r.mu.Lock()
+	r.incidents = append(r.incidents, e)
+	r.mu.Unlock()
+}
+
+// run feeds batches through d.Run as the pipeline would.
+func run(t *testing.T, d *Detector, batches ...collector.Batch) {
+	t.Helper()
+	in := make(chan collector.Batch, len(batches))
+	for _, b := range batches {
+		in <- b
+	}
+	close(in)
+	if err := d.Run(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testOptions(out Output, dir string) Options {
+	return Options{
+		Step: time.Second, Learning: 5 * time.Second, ProcRoot: "-", StateDir: dir, Output: out,
+		// Event time only: a fixed wall clock keeps the test independent
+		// of how fast it runs.
+		Now: func() time.Time { return t0 },
+	}
+}
+
+// learningBatches: during the 5s learning period, bash runs /bin/sh and
+// nginx starts; both binaries and the bash -> /bin/sh pair become normal.
+func learningBatches(t *testing.T, mem memory.Allocator) []collector.Batch {
+	var out []collector.Batch
+	for i := range 6 {
+		base := at(time.Duration(i) * time.Second)
+		out = append(out, makeBatch(t, mem, collector.KindExec,
+			execRow(base, 100, 1, "bash", "/bin/bash", "c1"),
+			execRow(base.Add(ms(100)), 101, 100, "sh", "/bin/sh", "c1"),
+			execRow(base.Add(ms(200)), 200, 1, "nginx", "/usr/sbin/nginx", "c1"),
+		))
+	}
+	return out
+}
+
+// TestNovelExecPairOneIncident: after learning, nginx running /bin/sh is a
+// new parent → child pair (and nothing else is new): one anomaly, one
+// incident. A burst of 50 new binaries in the same container right after
+// joins that incident instead of opening 50.
+func TestNovelExecPairOneIncident(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	rec := &recorder{}
+	d := New(testOptions(rec, ""))
+	batches := learningBatches(t, mem)
+	batches = append(batches, makeBatch(t, mem, collector.KindExec, execRow(at(7*time.Second), 201, 200, "sh", "/bin/sh", "c1")))
+	run(t, d, batches...)
+
+	if len(rec.anomalies) != 1 {
+		t.Fatalf("%d anomalies, want 1: %+v", len(rec.anomalies), rec.anomalies)
+	}
+	a := rec.anomalies[0]
+	if a.Detector != "novelty/exec_pair/novel" || a.Value != "nginx -> /bin/sh" || a.PID != 201 || a.Container != "c1" {
+		t.Errorf("anomaly %+v", a)
+	}
+	if len(rec.incidents) != 1 || rec.incidents[0].Kind != models.IncidentOpened || rec.incidents[0].ID != a.IncidentID {
+		t.Fatalf("incidents %+v, anomaly's incident %q", rec.incidents, a.IncidentID)
+	}
+	if inc := rec.incidents[0]; len(inc.Hosts) != 1 || inc.Hosts[0] != "web-1" || inc.Entities[0] != "container:c1" {
+		t.Errorf("incident hosts %v entities %v", inc.Hosts, inc.Entities)
+	}
+
+	// The burst: 50 binaries never seen in c1, parents unknown.
+	var rows []row
+	for i := range 50 {
+		rows = append(rows, execRow(at(8*time.Second+ms(i)), 300+i, 0, "x", "/tmp/.x/"+string(rune('a'+i%26))+string(rune('a'+i/26)), "c1"))
+	}
+	run(t, d, makeBatch(t, mem, collector.KindExec, rows...))
+	if len(rec.anomalies) != 51 {
+		t.Fatalf("%d anomalies after the burst, want 51", len(rec.anomalies))
+	}
+	ids := map[string]bool{}
+	for _, e := range rec.incidents {
+		ids[e.ID] = true
+	}
+	for _, a := range rec.anomalies {
+		ids[a.IncidentID] = true
+	}
+	if len(ids) != 1 {
+		t.Errorf("burst spread over %d incidents, want 1", len(ids))
+	}
+	if got := d.Stats(); got.Anomalies != 51 || got.Rows != 18+1+50 {
+		t.Errorf("stats %+v", got)
+	}
+}
+
+// TestCheckpointRestores: a restarted detector keeps what it learned (the
+// pair is not new again) and is past its learning period (a new binary
+// alerts at once).
+func TestCheckpointRestores(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	dir := t.TempDir()
+	run(t, New(testOptions(nil, dir)), learningBatches(t, mem)...)
+	for _, f := range []string{bankFile, noveltyFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatalf("checkpoint %s: %v", f, err)
+		}
+	}
+	rec := &recorder{}
+	// The pid → comm map is not checkpointed: bash is seen again first.
+	run(t, New(testOptions(rec, dir)), makeBatch(t, mem, collector.KindExec,
+		execRow(at(20*time.Second), 100, 1, "bash", "/bin/bash", "c1"),
+		execRow(at(20*time.Second), 101, 100, "sh", "/bin/sh", "c1"),
+		execRow(at(20*time.Second), 102, 100, "evil", "/tmp/evil", "c1"),
+	))
+	if len(rec.anomalies) != 2 {
+		t.Fatalf("after restore: %d anomalies, want 2 (new binary and new pair): %+v", len(rec.anomalies), rec.anomalies)
+	}
+	for _, a := range rec.anomalies {
+		if a.Value != "/tmp/evil" && a.Value != "bash -> /tmp/evil" {
+			t.Errorf("unexpected anomaly %s %q", a.Detector, a.Value)
+		}
+	}
+
+	// A corrupt checkpoint is logged and ignored.
+	if err := os.WriteFile(filepath.Join(dir, bankFile), []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(t, New(testOptions(nil, dir)))
+}
+
+// TestZeroFillAndSpike: a series with no events in a step reads 0, and a
+// sudden exec storm after a steady baseline is a numeric anomaly.
+func TestZeroFillAndSpike(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	rec := &recorder{}
+	o := testOptions(rec, "")
+	o.Bank.Detector.Warmup = 20
+	o.Learning = time.Hour
+	d := New(o)
+	var batches []collector.Batch
+	for i := range 60 {
+		n := 1 + i%2 // a steady 1–2 execs per step
+		if i == 55 {
+			n = 400
+		}
+		var rows []row
+		for j := range n {
+			rows = append(rows, execRow(at(time.Duration(i)*time.Second+ms(j)), 1000+j, 1, "cron", "/usr/sbin/cron", ""))
+		}
+		batches = append(batches, makeBatch(t, mem, collector.KindExec, rows...))
+	}
+	run(t, d, batches...)
+	found := false
+	for _, a := range rec.anomalies {
+		if a.Series == SeriesExecs && a.Entity.Kind == "host" && a.Observed == 400 {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no exec-rate anomaly for the storm; got %d anomalies", len(rec.anomalies))
+	}
+	if rec.points == 0 {
+		t.Error("no points")
+	}
+}

@@ -1,0 +1,147 @@
+package detect
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigil-dev/vigil/collector"
+	"github.com/vigil-dev/vigil/pipeline/engine/enginetest"
+	"github.com/vigil-dev/vigil/pipeline/schema"
+	"github.com/vigil-dev/vigil/query/chread"
+	"github.com/vigil-dev/vigil/query/incidents"
+	"github.com/vigil-dev/vigil/query/summary"
+	"github.com/vigil-dev/vigil/ui"
+)
+
+// hub records published messages.
+type hub struct {
+	mu   sync.Mutex
+	msgs map[string][]any
+}
+
+func (h *hub) Publish(typ string, v any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.msgs == nil {
+		h.msgs = map[string][]any{}
+	}
+	h.msgs[typ] = append(h.msgs[typ], v)
+}
+
+func (h *hub) get(typ string) []any {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]any(nil), h.msgs[typ]...)
+}
+
+// TestSinkEngine runs the detector into a Sink over a real ClickHouse: the
+// novel exec pair's anomaly, its incident (with an offline summary stored
+// as a newer version) and the metrics land in their tables, and
+// query/incidents reads the incident back with its process tree.
+func TestSinkEngine(t *testing.T) {
+	h := enginetest.Start(t)
+	conn := h.Conn(t)
+	ctx := context.Background()
+	if err := schema.Migrate(ctx, conn, schema.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	// The raw exec rows the store stage would have written.
+	for _, r := range []struct {
+		ts              time.Time
+		pid, ppid       uint32
+		comm, file, arg string
+	}{
+		{at(ms(200)), 200, 1, "nginx", "/usr/sbin/nginx", "nginx: master"},
+		{at(7 * time.Second), 201, 200, "sh", "/bin/sh", "sh -c id"},
+	} {
+		if err := conn.Exec(ctx, `INSERT INTO vigil.exec_events (ts, host, pid, ppid, uid, gid, comm, filename, argv, cgroup_id, container_id)
+VALUES (?, 'web-1', ?, ?, 33, 33, ?, ?, ?, 7, 'c1')`, r.ts, r.pid, r.ppid, r.comm, r.file, []string{r.arg}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	pub := &hub{}
+	sink := NewSink(SinkOptions{
+		Conn: conn, Publisher: pub, Summarizer: summary.New(summary.Options{}),
+		FlushInterval: 50 * time.Millisecond, SummaryInterval: 10 * time.Millisecond,
+	})
+	defer sink.Close()
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	d := New(testOptions(sink, ""))
+	batches := learningBatches(t, mem)
+	batches = append(batches, makeBatch(t, mem, collector.KindExec, execRow(at(7*time.Second), 201, 200, "sh", "/bin/sh", "c1")))
+	run(t, d, batches...)
+
+	var id string
+	waitFor(t, conn, "the incident's summary version", func() bool {
+		row := conn.QueryRow(ctx, "SELECT toString(id), summary FROM vigil.incidents FINAL")
+		var s string
+		return row.Scan(&id, &s) == nil && s != ""
+	})
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	var anomalies, linked, metrics uint64
+	if err := conn.QueryRow(ctx, "SELECT count(), countIf(toString(incident_id) = ?) FROM vigil.anomalies", id).Scan(&anomalies, &linked); err != nil {
+		t.Fatal(err)
+	}
+	if anomalies != 1 || linked != 1 {
+		t.Errorf("anomalies %d, linked to the incident %d; want 1, 1", anomalies, linked)
+	}
+	if err := conn.QueryRow(ctx, "SELECT count() FROM vigil.metrics WHERE entity_kind = 'container' AND entity = 'c1' AND series = 'execs'").Scan(&metrics); err != nil || metrics == 0 {
+		t.Errorf("container exec metrics: %d, %v", metrics, err)
+	}
+	var model string
+	var versions uint64
+	if err := conn.QueryRow(ctx, "SELECT count(), argMax(summary_model, updated) FROM vigil.incidents WHERE id = toUUID(?)", id).Scan(&versions, &model); err != nil {
+		t.Fatal(err)
+	}
+	if versions < 2 || model != summary.OfflineModel {
+		t.Errorf("incident versions %d, summary model %q", versions, model)
+	}
+
+	src := incidents.New(chread.NewClickHouse(conn, chread.Limits{}), incidents.Options{})
+	det, err := src.Incident(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if det.Summary == "" || len(det.AnomalyList) != 1 || det.AnomalyList[0].Process != "sh" {
+		t.Errorf("incident detail %+v", det)
+	}
+	var tree []string
+	flagged := false
+	for _, p := range det.ProcessTree {
+		tree = append(tree, p.Comm)
+		flagged = flagged || (p.PID == 201 && p.Flagged)
+	}
+	if strings.Join(tree, ",") != "nginx,sh" || !flagged {
+		t.Errorf("process tree %+v", det.ProcessTree)
+	}
+
+	if len(pub.get("anomaly")) != 1 || len(pub.get("incident")) < 2 {
+		t.Errorf("published %d anomalies, %d incident messages", len(pub.get("anomaly")), len(pub.get("incident")))
+	}
+	toks := pub.get("summary_token")
+	if len(toks) < 2 || !toks[len(toks)-1].(ui.SummaryToken).Done {
+		t.Errorf("summary tokens %+v", toks)
+	}
+}
+
+func waitFor(t *testing.T, conn driver.Conn, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

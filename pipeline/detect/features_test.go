@@ -1,0 +1,165 @@
+package detect
+
+import (
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigil-dev/vigil/collector"
+	"github.com/vigil-dev/vigil/models"
+)
+
+// TestAggregate feeds synthetic batches of every kind and checks the step
+// sums the detector would score.
+func TestAggregate(t *testing.T) {
+	sk := func(e, s string) models.SeriesKey { return models.SeriesKey{Entity: e, Series: s} }
+	const host, ctr, curl = "host:web-1", "container:c1@web-1", "comm:curl@web-1"
+	tests := []struct {
+		name   string
+		kind   collector.Kind
+		rows   []row
+		want   map[models.SeriesKey]float64
+		cats   []string // categorical values emitted
+		absent []models.SeriesKey
+	}{
+		{
+			name: "exec counts host, container and comm",
+			kind: collector.KindExec,
+			rows: []row{
+				execRow(at(ms(10)), 100, 1, "bash", "/bin/bash", ""),
+				execRow(at(ms(20)), 101, 100, "curl", "/usr/bin/curl", "c1"),
+				execRow(at(ms(30)), 102, 100, "curl", "/usr/bin/curl", "c1"),
+			},
+			want: map[models.SeriesKey]float64{sk(host, SeriesExecs): 3, sk(ctr, SeriesExecs): 2, sk(curl, SeriesExecs): 2},
+			cats: []string{"/bin/bash", "/usr/bin/curl", "bash -> /usr/bin/curl", "/usr/bin/curl", "bash -> /usr/bin/curl"},
+		},
+		{
+			name: "tcp connects, failures, distinct destinations and bytes",
+			kind: collector.KindTCP,
+			rows: []row{
+				{"ts": at(ms(1)), "host": "web-1", "event": "connect", "pid": 5, "comm": "curl", "daddr": "10.0.0.1", "dport": 443, "container_id": "c1"},
+				{"ts": at(ms(2)), "host": "web-1", "event": "connect", "pid": 5, "comm": "curl", "daddr": "10.0.0.1", "dport": 443, "container_id": "c1"},
+				{"ts": at(ms(3)), "host": "web-1", "event": "connect", "pid": 5, "comm": "curl", "daddr": "fd00::1", "dport": 80, "container_id": "c1"},
+				{"ts": at(ms(4)), "host": "web-1", "event": "connect_failed", "pid": 5, "comm": "curl", "daddr": "10.0.0.9", "dport": 22, "container_id": "c1"},
+				{"ts": at(ms(5)), "host": "web-1", "event": "close", "pid": 5, "comm": "curl", "bytes_sent": 100, "bytes_received": 2000, "container_id": "c1"},
+				{"ts": at(ms(6)), "host": "web-1", "event": "accept", "pid": 6, "comm": "nginx"},
+			},
+			want: map[models.SeriesKey]float64{
+				sk(host, SeriesConnectAttempts): 4, sk(curl, SeriesConnectFailures): 1, sk(ctr, SeriesDestinations): 2,
+				sk(curl, SeriesDestinations): 2, sk(host, SeriesDestinations): 2, sk(host, SeriesBytesOut): 100,
+				sk(ctr, SeriesBytesIn): 2000, sk(host, SeriesAccepts): 1,
+			},
+			cats: []string{"10.0.0.1:443", "10.0.0.1:443", "[fd00::1]:80"},
+		},
+		{
+			name: "exit forks and abnormal exits",
+			kind: collector.KindExit,
+			rows: []row{
+				{"ts": at(ms(1)), "host": "web-1", "forks": 3},
+				{"ts": at(ms(2)), "host": "web-1", "signal": 11},
+				{"ts": at(ms(3)), "host": "web-1", "signal": 15},
+			},
+			want: map[models.SeriesKey]float64{sk(host, SeriesExits): 3, sk(host, SeriesForks): 3, sk(host, SeriesAbnormalExits): 1},
+		},
+		{
+			name: "run-queue p99 from the histogram",
+			kind: collector.KindRunqLatency,
+			rows: []row{
+				{"ts": at(ms(1)), "host": "web-1", "slot": 2, "count": 98},
+				{"ts": at(ms(1)), "host": "web-1", "slot": 10, "count": 2},
+			},
+			// 99% of 100 waits is the 99th, in slot 10: < 2^11 µs.
+			want: map[models.SeriesKey]float64{sk(host, SeriesRunqP99): 2048},
+		},
+		{
+			name: "syscalls, file opens, privilege changes, oom, signals, retransmits",
+			kind: collector.KindSyscallCounts,
+			rows: []row{{"ts": at(ms(1)), "host": "web-1", "comm": "curl", "count": 500}, {"ts": at(ms(2)), "host": "web-1", "comm": "sh", "count": 7}},
+			want: map[models.SeriesKey]float64{sk(host, SeriesSyscalls): 507, sk(curl, SeriesSyscalls): 500},
+		},
+		{
+			name: "privilege change is categorical without per-call noise",
+			kind: collector.KindPriv,
+			rows: []row{{"ts": at(ms(1)), "host": "web-1", "comm": "sudo", "syscall": "setuid", "arg0": 0, "euid_before": 1000, "euid_after": 0}},
+			want: map[models.SeriesKey]float64{sk(host, SeriesPrivChanges): 1},
+			cats: []string{"sudo setuid euid 1000->0"},
+		},
+		{
+			name: "out-of-order rows within the grace land in their own step",
+			kind: collector.KindOOM,
+			rows: []row{{"ts": at(ms(1)), "host": "web-1"}, {"ts": at(3 * time.Second), "host": "web-1"}, {"ts": at(ms(2)), "host": "web-1"}},
+			want: map[models.SeriesKey]float64{sk(host, SeriesOOMKills): 2},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+			defer mem.AssertSize(t, 0)
+			g := newAggregator(int64(time.Second), int64(time.Second/2), newPIDComms(16, ""))
+			var cats []string
+			b := makeBatch(t, mem, tc.kind, tc.rows...)
+			g.add(b.Kind, b.Record, func(e catEvent) { cats = append(cats, e.ev.Value) })
+			b.Record.Release()
+			steps := g.due(at(10*time.Second).UnixNano(), 60)
+			if len(steps) == 0 {
+				t.Fatal("no step closed")
+			}
+			got := steps[0].finish()
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s/%s = %v, want %v (all: %v)", k.Entity, k.Series, got[k], v, got)
+				}
+			}
+			if len(cats) != len(tc.cats) {
+				t.Fatalf("categorical %q, want %q", cats, tc.cats)
+			}
+			for i := range cats {
+				if cats[i] != tc.cats[i] {
+					t.Errorf("categorical %d = %q, want %q", i, cats[i], tc.cats[i])
+				}
+			}
+		})
+	}
+}
+
+// TestDueZeroFillsAndSkipsSilence: empty steps between events close (so
+// counters read zero), but a long silence is not replayed step by step.
+func TestDueZeroFillsAndSkipsSilence(t *testing.T) {
+	step := int64(time.Second)
+	g := newAggregator(step, step/2, newPIDComms(16, ""))
+	g.acc(at(0).UnixNano())
+	g.acc(at(3 * time.Second).UnixNano())
+	steps := g.due(at(4*time.Second+time.Duration(step/2)).UnixNano(), 60)
+	if len(steps) != 4 {
+		t.Fatalf("closed %d steps, want 4 (event, two empty, event)", len(steps))
+	}
+	if g.acc(at(ms(500)).UnixNano()) != nil || g.late != 1 {
+		t.Errorf("a row for a closed step was not counted late")
+	}
+	g.acc(at(10 * time.Hour).UnixNano())
+	steps = g.due(at(10*time.Hour+2*time.Second).UnixNano(), 60)
+	if len(steps) > 62 {
+		t.Fatalf("replayed %d steps of silence", len(steps))
+	}
+	if last := steps[len(steps)-1]; last.start != at(10*time.Hour).UnixNano() || len(last.vals) != 0 {
+		t.Errorf("last closed step %v, want the one at 10h", time.Unix(0, last.start).UTC())
+	}
+}
+
+func TestParseEntity(t *testing.T) {
+	tests := []struct {
+		key  string
+		want Entity
+	}{
+		{hostKey("web-1"), Entity{"host", "web-1", "web-1"}},
+		{scopeKey("web-1", "abc"), Entity{"container", "abc", "web-1"}},
+		{scopeKey("web-1", ""), Entity{"host", "web-1", "web-1"}},
+		{commKey("web-1", "evil@x:y"), Entity{"comm", "evil@x:y", "web-1"}},
+	}
+	for _, tc := range tests {
+		if got := parseEntity(tc.key); got != tc.want {
+			t.Errorf("parseEntity(%q) = %+v, want %+v", tc.key, got, tc.want)
+		}
+	}
+}
