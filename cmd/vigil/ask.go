@@ -37,7 +37,7 @@ binaries, an incident by id). Needs a running vigil up (or --clickhouse).`,
 			if q == "" {
 				return fmt.Errorf("the question is empty")
 			}
-			conn, err := openReadOnly(cmd.Context(), cfg)
+			conn, err := openReadOnly(cmd.Context(), cfg, "")
 			if err != nil {
 				return err
 			}
@@ -72,8 +72,10 @@ func llmOptions(cfg Config, log *slog.Logger) llm.Options {
 
 // openReadOnly connects as the read-only user, in database vigil, so that
 // ClickHouse itself refuses anything but reads.
-func openReadOnly(ctx context.Context, cfg Config) (driver.Conn, error) {
-	dsn := cfg.ClickHouse.DSN
+func openReadOnly(ctx context.Context, cfg Config, dsn string) (driver.Conn, error) {
+	if dsn == "" {
+		dsn = cfg.ClickHouse.DSN
+	}
 	if dsn == "" {
 		dsn = engine.DSN(cfg.ClickHouse.TCPPort)
 	}

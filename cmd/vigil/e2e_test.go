@@ -167,6 +167,7 @@ type upProcess struct {
 	waitErr  error
 	dataDir  string
 	httpPort int
+	tcpPort  int
 	listen   string
 	token    string
 	out      *lockedBuffer
@@ -196,13 +197,14 @@ func startUp(t *testing.T, extra ...string) *upProcess {
 	u := &upProcess{
 		dataDir:  t.TempDir(),
 		httpPort: freePort(t),
+		tcpPort:  freePort(t),
 		listen:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		token:    "e2e-token-0123456789abcdef",
 		out:      &lockedBuffer{},
 	}
 	args := append([]string{"up",
 		"--data-dir", u.dataDir,
-		"--ch-tcp-port", strconv.Itoa(freePort(t)),
+		"--ch-tcp-port", strconv.Itoa(u.tcpPort),
 		"--ch-http-port", strconv.Itoa(u.httpPort),
 		"--listen", u.listen,
 		"--token", u.token,
@@ -329,6 +331,26 @@ func TestUpStoresExecInClickHouseAndStopsClean(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `vigil_probe_events_total{kind="exec",probe="exec"}`) {
 		t.Errorf("/metrics: status %d, no exec probe counter:\n%.1500s", resp.StatusCode, body)
+	}
+
+	// An analyst's question, answered offline by a template, through the
+	// CLI as the read-only user: the marker binary is among the new ones.
+	out, err := exec.Command(vigilBinary(t), "ask", "--ch-tcp-port", strconv.Itoa(u.tcpPort), "new binaries in the last hour").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "/bin/sh") || !strings.Contains(string(out), "SELECT") {
+		t.Errorf("vigil ask: err=%v, want the SQL and /bin/sh in:\n%s", err, out)
+	}
+	// The same through the API.
+	req, _ = http.NewRequest("POST", "http://"+u.listen+"/api/ask", strings.NewReader(`{"question":"recent incidents"}`))
+	req.Header.Set("Authorization", "Bearer "+u.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "incidents") {
+		t.Errorf("POST /api/ask: status %d: %s", resp.StatusCode, body)
 	}
 
 	u.stop(t)

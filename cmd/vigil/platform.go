@@ -7,6 +7,7 @@ import (
 
 	"github.com/vigil-dev/vigil/collector"
 	"github.com/vigil-dev/vigil/pipeline"
+	"github.com/vigil-dev/vigil/query"
 	"github.com/vigil-dev/vigil/ui"
 )
 
@@ -18,6 +19,7 @@ type platform struct {
 	collector *collector.Collector
 	pipeline  *pipeline.Pipeline
 	host      string
+	llmHealth ui.ComponentHealth
 
 	mu sync.Mutex
 	// rates remembers each probe's previous event count to turn counters
@@ -57,7 +59,7 @@ func (p *platform) Health(ctx context.Context) (ui.Health, error) {
 			h.IngestLag = float64(lagMs) / 1000
 		}
 	}
-	h.LLM = ui.ComponentHealth{State: ui.StateOff, Detail: "offline summarizer"}
+	h.LLM = p.llmHealth
 
 	st := p.collector.Stats()
 	var total float64
@@ -81,4 +83,27 @@ func (p *platform) Health(ctx context.Context) (ui.Health, error) {
 		}
 	}
 	return h, nil
+}
+
+// askAdapter serves the dashboard's ask box from the query layer. The page
+// shows one statement and its rows: the last one that ran, which is the one
+// the answer rests on; `vigil ask` prints all of them.
+type askAdapter struct{ asker *query.Asker }
+
+func (a askAdapter) Ask(ctx context.Context, q string) (ui.Answer, error) {
+	ans, err := a.asker.Ask(ctx, q)
+	if err != nil {
+		return ui.Answer{}, err
+	}
+	out := ui.Answer{Text: ans.Text}
+	for i := len(ans.Queries) - 1; i >= 0; i-- {
+		if qr := ans.Queries[i]; qr.SQL != "" && qr.Error == "" {
+			out.SQL, out.Columns, out.Rows = qr.Executed, qr.Columns, qr.Rows
+			if out.SQL == "" {
+				out.SQL = qr.SQL
+			}
+			break
+		}
+	}
+	return out, nil
 }

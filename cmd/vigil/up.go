@@ -20,6 +20,8 @@ import (
 	"github.com/vigil-dev/vigil/pipeline/engine"
 	"github.com/vigil-dev/vigil/pipeline/schema"
 	"github.com/vigil-dev/vigil/pipeline/store"
+	"github.com/vigil-dev/vigil/query"
+	"github.com/vigil-dev/vigil/query/chread"
 	"github.com/vigil-dev/vigil/ui"
 )
 
@@ -61,7 +63,17 @@ func runUp(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	defer st.Close()
 
 	// plat's fields are all set before srv.Run starts serving requests.
-	plat := &platform{store: st, host: cfg.HostName(), rates: map[string]rate{}}
+	plat := &platform{store: st, host: cfg.HostName(), rates: map[string]rate{}, llmHealth: llmHealth(cfg)}
+	ro, err := openReadOnly(ctx, cfg, st.dsn)
+	if err != nil {
+		return err
+	}
+	defer ro.Close()
+	asker := query.NewAsker(query.Options{
+		LLM:    llmOptions(cfg, log),
+		Runner: chread.NewClickHouse(ro, chread.Limits{}),
+		Logger: log.With("stage", "ask"),
+	})
 	reg := newRegistry(plat)
 	srv, err := ui.New(ui.Options{
 		Registerer: reg,
@@ -72,6 +84,7 @@ func runUp(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		TLSKey:     cfg.TLSKey,
 		Events:     plat,
 		Health:     plat,
+		Asker:      askAdapter{asker},
 		Logger:     log.With("stage", "ui"),
 	})
 	if err != nil {
@@ -205,4 +218,13 @@ func (s *storeConn) Close() error {
 		errs = append(errs, s.sup.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// llmHealth is what the dashboard shows for the LLM: which endpoint and
+// model, or that the offline summarizer is in use.
+func llmHealth(cfg Config) ui.ComponentHealth {
+	if opts := llmOptions(cfg, slog.New(slog.DiscardHandler)); opts.Enabled() {
+		return ui.ComponentHealth{State: ui.StateOK, Detail: cfg.LLM.Model + " at " + cfg.LLM.BaseURL}
+	}
+	return ui.ComponentHealth{State: ui.StateOff, Detail: "offline summarizer"}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/vigil-dev/vigil/collector"
 	"github.com/vigil-dev/vigil/models"
+	"github.com/vigil-dev/vigil/pipeline"
 )
 
 // Output receives what the detector finds. Every method must return
@@ -89,8 +90,10 @@ type Options struct {
 	// know them. Default "/proc"; "-" disables the fallback (tests).
 	ProcRoot string
 	// StateDir, if set, is where model checkpoints are written when Run
-	// ends and read from by New.
+	// ends (and every CheckpointEvery while it runs) and read from by New.
 	StateDir string
+	// CheckpointEvery bounds what a crash loses. Default 10 minutes.
+	CheckpointEvery time.Duration
 	// Output receives detections. Nil discards them.
 	Output Output
 	Logger *slog.Logger
@@ -114,6 +117,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.IdleSteps <= 0 {
 		o.IdleSteps = 360
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = 10 * time.Minute
 	}
 	if o.MaxPIDs <= 0 {
 		o.MaxPIDs = 65_536
@@ -231,6 +237,10 @@ func (d *Detector) Run(ctx context.Context, in <-chan collector.Batch) error {
 	tick := time.NewTicker(min(d.o.Step/2, time.Second))
 	defer tick.Stop()
 	defer d.checkpoint()
+	// Periodic checkpoints run on this goroutine: a few milliseconds every
+	// few minutes, and the models are never shared.
+	ckpt := time.NewTicker(d.o.CheckpointEvery)
+	defer ckpt.Stop()
 	for {
 		select {
 		case b, ok := <-in:
@@ -240,6 +250,8 @@ func (d *Detector) Run(ctx context.Context, in <-chan collector.Batch) error {
 			d.consume(b)
 		case <-tick.C:
 			d.advance(d.eventNow())
+		case <-ckpt.C:
+			d.checkpoint()
 		case <-ctx.Done():
 			// The drain deadline passed: stop; the pipeline releases
 			// whatever is still queued.
@@ -467,3 +479,5 @@ type discard struct{}
 func (discard) Points(time.Time, []Point) {}
 func (discard) Anomaly(Detection)         {}
 func (discard) Incident(IncidentEvent)    {}
+
+var _ pipeline.Consumer = (*Detector)(nil)
