@@ -38,6 +38,10 @@ type Options struct {
 	// DrainTimeout bounds how long shutdown waits for queued batches to be
 	// consumed and flushed.
 	DrainTimeout time.Duration
+	// Backpressure makes the fan-out wait for room in a full queue instead
+	// of dropping: right for a source that can wait (a replayed recording),
+	// wrong for the kernel reader, which must never wait.
+	Backpressure bool
 	Logger       *slog.Logger
 }
 
@@ -103,6 +107,12 @@ func (p *Pipeline) Run(in <-chan collector.Batch) error {
 		rows := uint64(b.Record.NumRows())
 		for _, s := range p.stages {
 			b.Record.Retain()
+			if p.opts.Backpressure {
+				s.queue <- b
+				s.batches.Add(1)
+				s.rows.Add(rows)
+				continue
+			}
 			select {
 			case s.queue <- b:
 				s.batches.Add(1)

@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -56,4 +59,55 @@ func feedHas(b *browsertest.Browser, text string, within time.Duration) bool {
 		}
 	}
 	return false
+}
+
+// TestIncidentFromNovelBinary is the on-call path end to end: after a short
+// learning period, a binary the host has never run is executed; the models
+// flag it, the correlator opens an incident, the offline summarizer writes
+// it up, and the dashboard shows the incident and its detail.
+func TestIncidentFromNovelBinary(t *testing.T) {
+	u := startUp(t, "--model-step", "1s", "--model-learning", "5s")
+	b := browsertest.New(t)
+	b.Navigate("http://" + u.listen + "/?token=" + u.token)
+	b.WaitText("#status", "live", 15*time.Second)
+
+	// Past the learning period, drop a fresh binary and run it.
+	time.Sleep(8 * time.Second)
+	name := fmt.Sprintf("vigil-implant-%d", time.Now().UnixNano())
+	implant := filepath.Join(t.TempDir(), name)
+	data, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(implant, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command(implant).Run(); err != nil {
+		t.Fatalf("run implant: %v", err)
+	}
+
+	// The anomaly is stored with its evidence and grouped into an incident.
+	var id string
+	deadline := time.Now().Add(40 * time.Second)
+	for id == "" {
+		if time.Now().After(deadline) {
+			all, _ := u.chQuery("SELECT detector, evidence FROM vigil.anomalies ORDER BY ts DESC LIMIT 20 FORMAT TSV")
+			t.Fatalf("no incident for %s within 40s; latest anomalies:\n%s", name, all)
+		}
+		time.Sleep(time.Second)
+		id, _ = u.chQuery(fmt.Sprintf("SELECT toString(incident_id) FROM vigil.anomalies WHERE position(evidence, '%s') > 0 AND incident_id IS NOT NULL LIMIT 1", name))
+	}
+
+	// The dashboard lists it and opens it, with the summary and the anomaly.
+	b.Click(`#nav a[data-route="incidents"]`)
+	b.WaitVisible(fmt.Sprintf(`#incidents tr[data-id="%s"] a`, id), 20*time.Second)
+	b.Screenshot("incidents")
+	b.Click(fmt.Sprintf(`#incidents tr[data-id="%s"] a`, id))
+	b.WaitText("#sec-anomalies", name, 20*time.Second)
+	b.WaitText("#summary", "What happened", 30*time.Second)
+	b.Screenshot("incident")
+	if d := b.Dialogs(); len(d) > 0 {
+		t.Fatalf("the page opened dialogs: %v", d)
+	}
+	u.stop(t)
 }

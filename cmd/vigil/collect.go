@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,11 +16,13 @@ func newCollectCmd() *cobra.Command {
 	var (
 		format   string
 		duration time.Duration
+		record   string
 	)
 	cmd := &cobra.Command{
 		Use:   "collect",
 		Short: "Run the kernel probes and print events (jsonl: one JSON object per event, field kind)",
 		Example: `  vigil collect --probes exec --format jsonl --duration 5s
+  vigil collect --duration 1m --record host.arrow && vigil replay host.arrow
   vigil collect --probes exec,tcp | jq 'select(.kind=="exec") | .argv'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -27,8 +30,8 @@ func newCollectCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if format != "jsonl" {
-				return fmt.Errorf("--format %q: want jsonl", format)
+			if format != "jsonl" && format != "arrow" {
+				return fmt.Errorf("--format %q: want jsonl or arrow", format)
 			}
 			if duration < 0 {
 				return fmt.Errorf("--duration %v: must not be negative", duration)
@@ -53,10 +56,35 @@ func newCollectCmd() *cobra.Command {
 			runErr := make(chan error, 1)
 			go func() { runErr <- col.Run(ctx, batches); close(batches) }()
 
+			// write sends a batch to stdout in the chosen format and, with
+			// --record, to the recording file.
+			write := func(b collector.Batch) error { return collector.WriteJSONL(cmd.OutOrStdout(), b) }
+			var recorders []*collector.Recorder
+			if format == "arrow" {
+				rec := collector.NewRecorder(cmd.OutOrStdout())
+				recorders = append(recorders, rec)
+				write = rec.Write
+			}
+			if record != "" {
+				f, err := os.Create(record)
+				if err != nil {
+					return fmt.Errorf("--record: %w", err)
+				}
+				defer f.Close()
+				rec := collector.NewRecorder(f)
+				recorders = append(recorders, rec)
+				stdout := write
+				write = func(b collector.Batch) error {
+					if err := rec.Write(b); err != nil {
+						return fmt.Errorf("record: %w", err)
+					}
+					return stdout(b)
+				}
+			}
 			var writeErr error
 			for b := range batches {
 				if writeErr == nil {
-					writeErr = collector.WriteJSONL(cmd.OutOrStdout(), b)
+					writeErr = write(b)
 					if writeErr != nil {
 						// Stop reading the kernel once stdout is gone
 						// (`vigil collect | head`), but drain what is queued.
@@ -68,13 +96,19 @@ func newCollectCmd() *cobra.Command {
 			if err := <-runErr; err != nil {
 				return err
 			}
+			for _, r := range recorders {
+				if err := r.Close(); err != nil && writeErr == nil {
+					writeErr = err
+				}
+			}
 			if writeErr != nil && !errors.Is(writeErr, context.Canceled) {
 				return fmt.Errorf("write events: %w", writeErr)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "jsonl", "output format: jsonl")
+	cmd.Flags().StringVar(&format, "format", "jsonl", "output on stdout: jsonl (one JSON object per event) or arrow (Arrow IPC streams, as --record writes)")
+	cmd.Flags().StringVar(&record, "record", "", "also record every batch to this file, for `vigil replay`")
 	cmd.Flags().DurationVar(&duration, "duration", 0, "stop after this long (default: until interrupted)")
 	return cmd
 }

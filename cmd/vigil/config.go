@@ -43,6 +43,16 @@ type Config struct {
 
 	ClickHouse ClickHouseConfig `koanf:"clickhouse"`
 	LLM        LLMConfig        `koanf:"llm"`
+	Models     ModelsConfig     `koanf:"models"`
+}
+
+// ModelsConfig tunes the detection stage.
+type ModelsConfig struct {
+	// Step is the resolution of every series the models see.
+	Step time.Duration `koanf:"step"`
+	// Learning is how long a new host or container's binaries, exec pairs
+	// and destinations are learned silently before novelty alerts.
+	Learning time.Duration `koanf:"learning"`
 }
 
 // ClickHouseConfig selects the store: an external server when DSN is set,
@@ -78,6 +88,7 @@ func defaultConfig() Config {
 			TCPPort:  9000,
 			HTTPPort: 8123,
 		},
+		Models: ModelsConfig{Step: 10 * time.Second, Learning: time.Hour},
 		LLM: LLMConfig{
 			Model:     "gpt-4o-mini",
 			Timeout:   60 * time.Second,
@@ -109,6 +120,8 @@ var envKeys = map[string]string{
 	"VIGIL_LLM_API_KEY":    "llm.api_key",
 	"VIGIL_LLM_TIMEOUT":    "llm.timeout",
 	"VIGIL_LLM_MAX_TOKENS": "llm.max_tokens",
+	"VIGIL_MODEL_STEP":     "models.step",
+	"VIGIL_MODEL_LEARNING": "models.learning",
 }
 
 // flagKeys maps the global flags to config keys.
@@ -129,6 +142,8 @@ var flagKeys = map[string]string{
 	"llm-model":      "llm.model",
 	"llm-timeout":    "llm.timeout",
 	"llm-max-tokens": "llm.max_tokens",
+	"model-step":     "models.step",
+	"model-learning": "models.learning",
 }
 
 // addConfigFlags declares the flags that map onto Config. Defaults are shown
@@ -153,6 +168,8 @@ func addConfigFlags(fs *pflag.FlagSet) {
 	fs.String("llm-model", d.LLM.Model, "LLM model name")
 	fs.Duration("llm-timeout", d.LLM.Timeout, "LLM request timeout")
 	fs.Int("llm-max-tokens", d.LLM.MaxTokens, "LLM token budget per request")
+	fs.Duration("model-step", d.Models.Step, "resolution of the series the models score")
+	fs.Duration("model-learning", d.Models.Learning, "how long new values are learned silently before novelty alerts")
 }
 
 // loadConfig merges defaults, file, environment and flags, rejecting unknown
@@ -299,6 +316,12 @@ func (c *Config) validate() error {
 	}
 	if c.LLM.Timeout <= 0 {
 		bad("llm.timeout: must be positive, e.g. 60s")
+	}
+	if c.Models.Step < 100*time.Millisecond || c.Models.Step > time.Hour {
+		bad("models.step %v: want 100ms to 1h, e.g. 10s", c.Models.Step)
+	}
+	if c.Models.Learning < 0 {
+		bad("models.learning %v: must not be negative", c.Models.Learning)
 	}
 	if c.LLM.MaxTokens < 16 || c.LLM.MaxTokens > 1<<20 {
 		bad("llm.max_tokens: %d out of range (16-1048576)", c.LLM.MaxTokens)

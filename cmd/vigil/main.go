@@ -49,6 +49,7 @@ func newRootCmd() *cobra.Command {
 		newCollectCmd(),
 		newConfigCmd(),
 		newAskCmd(),
+		newReplayCmd(),
 		newBenchCmd(),
 	)
 	return root

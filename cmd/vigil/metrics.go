@@ -32,10 +32,17 @@ var (
 	mStageDepth    = prometheus.NewDesc("vigil_pipeline_queue_depth", "Batches waiting in a stage's queue.", []string{"stage"}, nil)
 	mStageCap      = prometheus.NewDesc("vigil_pipeline_queue_capacity", "Capacity of a stage's queue, in batches.", []string{"stage"}, nil)
 	mLiveCoalesced = prometheus.NewDesc("vigil_live_coalesced_rows_total", "Rows not sent to the dashboard's live feed (sampled out).", nil, nil)
+	mPoints        = prometheus.NewDesc("vigil_models_points_total", "Series points scored by the numeric detector.", nil, nil)
+	mAnomalies     = prometheus.NewDesc("vigil_anomalies_total", "Anomalies detected.", nil, nil)
+	mIncidents     = prometheus.NewDesc("vigil_incident_updates_total", "Incident updates (opened, updated, reopened, resolved).", nil, nil)
+	mLateRows      = prometheus.NewDesc("vigil_models_late_rows_total", "Rows that arrived after their step had closed.", nil, nil)
+	mSinkDropped   = prometheus.NewDesc("vigil_detect_sink_dropped_total", "Detections not written because the sink's queue was full.", nil, nil)
+	mSinkErrors    = prometheus.NewDesc("vigil_detect_sink_insert_errors_total", "Failed inserts of metrics, anomalies or incidents.", nil, nil)
+	mSummaries     = prometheus.NewDesc("vigil_summaries_total", "Incident summaries written.", nil, nil)
 )
 
 func (m *platformMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mProbeEvents, mProbeKDrops, mProbeUDrops, mProbeDecErr, mProbeFailed, mStageRows, mStageDrops, mStageDepth, mStageCap, mLiveCoalesced} {
+	for _, d := range []*prometheus.Desc{mProbeEvents, mProbeKDrops, mProbeUDrops, mProbeDecErr, mProbeFailed, mStageRows, mStageDrops, mStageDepth, mStageCap, mLiveCoalesced, mPoints, mAnomalies, mIncidents, mLateRows, mSinkDropped, mSinkErrors, mSummaries} {
 		ch <- d
 	}
 }
@@ -62,6 +69,19 @@ func (m *platformMetrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(mStageDepth, prometheus.GaugeValue, float64(s.Depth), s.Name)
 			ch <- prometheus.MustNewConstMetric(mStageCap, prometheus.GaugeValue, float64(s.QueueSize), s.Name)
 		}
+	}
+	if p.detect != nil {
+		ds := p.detect.Stats()
+		ch <- prometheus.MustNewConstMetric(mPoints, prometheus.CounterValue, float64(ds.Points))
+		ch <- prometheus.MustNewConstMetric(mAnomalies, prometheus.CounterValue, float64(ds.Anomalies))
+		ch <- prometheus.MustNewConstMetric(mIncidents, prometheus.CounterValue, float64(ds.Incidents))
+		ch <- prometheus.MustNewConstMetric(mLateRows, prometheus.CounterValue, float64(ds.LateRows))
+	}
+	if p.sink != nil {
+		ss := p.sink.Stats()
+		ch <- prometheus.MustNewConstMetric(mSinkDropped, prometheus.CounterValue, float64(ss.Dropped))
+		ch <- prometheus.MustNewConstMetric(mSinkErrors, prometheus.CounterValue, float64(ss.InsertErrors))
+		ch <- prometheus.MustNewConstMetric(mSummaries, prometheus.CounterValue, float64(ss.Summaries))
 	}
 	if p.live != nil {
 		ch <- prometheus.MustNewConstMetric(mLiveCoalesced, prometheus.CounterValue, float64(p.live.Coalesced()))

@@ -7,6 +7,7 @@ import (
 
 	"github.com/vigil-dev/vigil/collector"
 	"github.com/vigil-dev/vigil/pipeline"
+	"github.com/vigil-dev/vigil/pipeline/detect"
 	"github.com/vigil-dev/vigil/query"
 	"github.com/vigil-dev/vigil/ui"
 )
@@ -20,6 +21,8 @@ type platform struct {
 	pipeline  *pipeline.Pipeline
 	host      string
 	llmHealth ui.ComponentHealth
+	detect    *detect.Detector
+	sink      *detect.Sink
 
 	mu sync.Mutex
 	// rates remembers each probe's previous event count to turn counters

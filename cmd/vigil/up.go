@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -17,11 +18,14 @@ import (
 
 	"github.com/vigil-dev/vigil/collector"
 	"github.com/vigil-dev/vigil/pipeline"
+	"github.com/vigil-dev/vigil/pipeline/detect"
 	"github.com/vigil-dev/vigil/pipeline/engine"
 	"github.com/vigil-dev/vigil/pipeline/schema"
 	"github.com/vigil-dev/vigil/pipeline/store"
 	"github.com/vigil-dev/vigil/query"
 	"github.com/vigil-dev/vigil/query/chread"
+	"github.com/vigil-dev/vigil/query/incidents"
+	"github.com/vigil-dev/vigil/query/summary"
 	"github.com/vigil-dev/vigil/ui"
 )
 
@@ -69,9 +73,11 @@ func runUp(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	defer ro.Close()
+	roRunner := chread.NewClickHouse(ro, chread.Limits{})
+	src := incidents.New(roRunner, incidents.Options{})
 	asker := query.NewAsker(query.Options{
 		LLM:    llmOptions(cfg, log),
-		Runner: chread.NewClickHouse(ro, chread.Limits{}),
+		Runner: roRunner,
 		Logger: log.With("stage", "ask"),
 	})
 	reg := newRegistry(plat)
@@ -85,6 +91,8 @@ func runUp(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		Events:     plat,
 		Health:     plat,
 		Asker:      askAdapter{asker},
+		Anomalies:  src,
+		Incidents:  src,
 		Logger:     log.With("stage", "ui"),
 	})
 	if err != nil {
@@ -104,10 +112,18 @@ func runUp(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	}
 	plat.collector = col
 
+	det, sink := newDetection(cfg, log, st, roRunner, srv.Hub())
+	// Deferred after srv.Close: runs before it, once the pipeline has
+	// returned, so queued detections and summaries reach ClickHouse and
+	// the hub first.
+	defer sink.Close()
+	plat.detect, plat.sink = det, sink
+
 	writer := store.NewWriter(st.conn, store.Options{Logger: log.With("stage", "store")})
 	defer writer.Close()
 	pipe := pipeline.New(pipeline.Options{Logger: log.With("stage", "pipeline"), DrainTimeout: 6 * time.Second},
 		pipeline.Stage{Name: "clickhouse", Consumer: writer, Queue: 256},
+		pipeline.Stage{Name: "detect", Consumer: det, Queue: 256},
 		pipeline.Stage{Name: "live", Consumer: live, Queue: 64},
 	)
 	plat.pipeline = pipe
@@ -227,4 +243,25 @@ func llmHealth(cfg Config) ui.ComponentHealth {
 		return ui.ComponentHealth{State: ui.StateOK, Detail: cfg.LLM.Model + " at " + cfg.LLM.BaseURL}
 	}
 	return ui.ComponentHealth{State: ui.StateOff, Detail: "offline summarizer"}
+}
+
+// newDetection builds the models stage and the sink it reports to: anomalies,
+// incidents and metrics into ClickHouse, live updates to the hub, summaries
+// (LLM or offline) read through the read-only runner.
+func newDetection(cfg Config, log *slog.Logger, st *storeConn, ro chread.Runner, pub detect.Publisher) (*detect.Detector, *detect.Sink) {
+	sink := detect.NewSink(detect.SinkOptions{
+		Conn:       st.conn,
+		Publisher:  pub,
+		Summarizer: summary.New(summary.Options{LLM: llmOptions(cfg, log), Logger: log.With("stage", "summary")}),
+		Reader:     ro,
+		Logger:     log.With("stage", "detect"),
+	})
+	det := detect.New(detect.Options{
+		Step:     cfg.Models.Step,
+		Learning: cfg.Models.Learning,
+		StateDir: filepath.Join(cfg.DataDir, "models"),
+		Output:   sink,
+		Logger:   log.With("stage", "detect"),
+	})
+	return det, sink
 }

@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -72,5 +71,3 @@ func execRow(ts time.Time, pid, ppid int, comm, file, container string) row {
 }
 
 func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
-
-var _ = fmt.Sprint

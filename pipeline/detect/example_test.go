@@ -21,7 +21,7 @@ import (
 // the dashboard reads through the read-only one. (Compiled, not run.)
 func Example_wiring() {
 	var (
-		conn, roConn driver.Conn // default user; vigil_ro
+		conn, roConn driver.Conn      // default user; vigil_ro
 		hub          detect.Publisher // srv.Hub()
 		llmOpts      llm.Options      // llmOptions(cfg, log)
 		log          = slog.Default()
