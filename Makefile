@@ -43,12 +43,13 @@ generate:
 ui:
 	cd ui/web && npm ci --no-audit --no-fund && npm run build
 
-bench: build
+NAB ?= ../shared/nab
+bench: setup-run build
 	./bin/vigil bench collector --out bench/results
 	./bin/vigil bench overhead --out bench/results
 	./bin/vigil bench store --out bench/results
 	./bin/vigil bench models --out bench/results
-	./bin/vigil bench nab --data ../shared/nab/data --labels ../shared/nab/labels/combined_windows.json --out bench/results/nab
+	./bin/vigil bench nab --data $(NAB)/data --labels $(NAB)/labels/combined_windows.json --out bench/results/nab
 
 clean:
 	rm -rf bin
