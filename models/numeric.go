@@ -54,10 +54,11 @@ type DetectorOptions struct {
 	MaxSurprise float64
 	// Contexts, when positive, adds sequence memory: a CAD (see CAD) with
 	// at most this many contexts learns the series' value sequence, and a
-	// point also scores when it breaks it. It costs far more than the rest
-	// of the detector: about 115 KB of heap and 6 µs per point at 300
-	// contexts, against about 1.1 KB and 0.13 µs without. 0 (the default)
-	// leaves it off.
+	// point also scores when it breaks it. On NAB's development split it
+	// lifts the standard score from 49.7 to 62.2 at 300 contexts, but it
+	// costs far more than the rest of the detector: at 300 contexts about
+	// 120 KB of heap, a 20-32 KB checkpoint and 5 µs per point, against
+	// 1.4 KB, 1.1 KB and 0.13 µs without. 0 (the default) leaves it off.
 	Contexts int
 }
 
@@ -297,8 +298,10 @@ type numState struct {
 // or low adds evidence. The score is the largest surprise, mapped linearly
 // to [0,1]; after an alert, scores are damped for a while so that one event
 // is one alert, and a level shift re-baselines instead of alerting until
-// the averages catch up. Scores use only past points (no look-ahead) and
-// the detector is quiet for a bounded warm-up.
+// the averages catch up. With DetectorOptions.Contexts, a CAD sequence
+// memory scores each point too, and the larger score wins. Scores use only
+// past points (no look-ahead) and the detector is quiet for a bounded
+// warm-up.
 //
 // A Detector is not safe for concurrent use.
 type Detector struct {
