@@ -60,6 +60,17 @@ func runUp(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 
+	// Probes first: without root or BTF nothing else is worth starting.
+	col, err := collector.New(collector.Options{Probes: cfg.Probes, Host: cfg.HostName(), Logger: log.With("stage", "collector")})
+	if err != nil {
+		return err
+	}
+	defer col.Close()
+	for _, perr := range col.Failed() {
+		log.Warn("probe not loaded; the others keep running", "err", perr)
+	}
+	log.Info("probes loaded", "count", len(col.Stats().Probes))
+
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -96,20 +107,12 @@ func runUp(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		Logger:     log.With("stage", "ui"),
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("dashboard: %w (choose another address with --listen)", err)
 	}
 	defer srv.Close()
 	live := pipeline.NewLive(srv.Hub(), 50, 200)
 	plat.live = live
 
-	col, err := collector.New(collector.Options{Probes: cfg.Probes, Host: cfg.HostName(), Logger: log.With("stage", "collector")})
-	if err != nil {
-		return err
-	}
-	defer col.Close()
-	for _, perr := range col.Failed() {
-		log.Warn("probe not loaded; the others keep running", "err", perr)
-	}
 	plat.collector = col
 
 	det, sink := newDetection(cfg, log, st, roRunner, srv.Hub())
