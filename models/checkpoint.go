@@ -15,48 +15,33 @@ const detectorVersion = 2
 // ErrCheckpoint is returned (wrapped) for a checkpoint that cannot be read.
 var ErrCheckpoint = errors.New("bad checkpoint")
 
-// StateSize is the size in bytes of a detector checkpoint without sequence
-// memory (DetectorOptions.Contexts 0); sequence memory appends its own,
-// variable-size state.
+// StateSize is the size in bytes of a detector checkpoint.
 var StateSize = 1 + binary.Size(numState{})
 
 // MarshalBinary returns the detector's learned state.
 func (d *Detector) MarshalBinary() ([]byte, error) {
 	out := make([]byte, 1, StateSize)
 	out[0] = detectorVersion
-	out, err := binary.Append(out, binary.LittleEndian, &d.s)
-	if err != nil || d.seq == nil {
-		return out, err
-	}
-	return d.seq.AppendBinary(out)
+	return binary.Append(out, binary.LittleEndian, &d.s)
 }
 
 // UnmarshalBinary replaces the detector's state with a checkpoint. The
 // detector keeps its options.
 func (d *Detector) UnmarshalBinary(data []byte) error {
-	if d.p == nil {
-		d.p = newParams(DetectorOptions{})
-	}
-	withSeq := d.p.opts.Contexts > 0
-	if len(data) < StateSize || (len(data) > StateSize) != withSeq || data[0] != detectorVersion {
+	if len(data) != StateSize || data[0] != detectorVersion {
 		return fmt.Errorf("detector state: %w: %d bytes, version %d", ErrCheckpoint, len(data), firstByte(data))
 	}
 	var s numState
-	if err := binary.Read(bytes.NewReader(data[1:StateSize]), binary.LittleEndian, &s); err != nil {
+	if err := binary.Read(bytes.NewReader(data[1:]), binary.LittleEndian, &s); err != nil {
 		return fmt.Errorf("detector state: %w: %w", ErrCheckpoint, err)
 	}
 	if !s.finite() {
 		return fmt.Errorf("detector state: %w: non-finite value", ErrCheckpoint)
 	}
-	var seq *CAD
-	if withSeq {
-		seq = d.p.newSeq()
-		if err := seq.UnmarshalBinary(data[StateSize:]); err != nil {
-			return fmt.Errorf("detector state: %w", err)
-		}
+	if d.p == nil {
+		d.p = newParams(DetectorOptions{})
 	}
 	d.s = s
-	d.seq = seq
 	return nil
 }
 

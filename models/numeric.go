@@ -15,7 +15,6 @@ const (
 	CauseSpike          // the point is far from the one-step forecast
 	CauseShift          // the short-term mean moved away from the long-term level
 	CauseVariance       // the series became much noisier or much calmer
-	CauseSequence       // the point broke a learned sequence (DetectorOptions.Contexts)
 )
 
 func (c Cause) String() string {
@@ -26,8 +25,6 @@ func (c Cause) String() string {
 		return "level_shift"
 	case CauseVariance:
 		return "variance_change"
-	case CauseSequence:
-		return "sequence"
 	}
 	return "none"
 }
@@ -52,14 +49,6 @@ type DetectorOptions struct {
 	// MaxSurprise is the surprise, in nats (-ln of the tail probability),
 	// that maps to score 1. Scores are linear in surprise below it.
 	MaxSurprise float64
-	// Contexts, when positive, adds sequence memory: a CAD (see CAD) with
-	// at most this many contexts learns the series' value sequence, and a
-	// point also scores when it breaks it. On NAB's development split it
-	// lifts the standard score from 49.7 to 62.2 at 300 contexts, but it
-	// costs far more than the rest of the detector: at 300 contexts about
-	// 120 KB of heap, a 20-32 KB checkpoint and 5 µs per point, against
-	// 1.4 KB, 1.1 KB and 0.13 µs without. 0 (the default) leaves it off.
-	Contexts int
 }
 
 // DefaultDetectorOptions returns the configuration used everywhere, NAB
@@ -97,7 +86,6 @@ func (o DetectorOptions) withDefaults() DetectorOptions {
 	if o.MaxSurprise <= 0 {
 		o.MaxSurprise = d.MaxSurprise
 	}
-	o.Contexts = max(o.Contexts, 0)
 	return o
 }
 
@@ -150,14 +138,6 @@ const (
 	extremeBonus   = 1.5
 	extremeHorizon = 10000
 	extremeMargin  = 0.01 // of the recorded range, so a repeat of the record is not a new one
-
-	// Sequence memory (DetectorOptions.Contexts). CAD's score counts at
-	// seqWeight, so it alerts alone only when nearly all of a point's
-	// contexts are new (CAD >= AlertScore/seqWeight). Without a known
-	// range, CAD learns it over the warm-up, with seqHeadroom of it spare
-	// on each side, and widens it by as much past each new extreme.
-	seqWeight   = 0.5
-	seqHeadroom = 0.75
 
 	seasonBuckets = 144 // ten-minute buckets over a day
 )
@@ -298,16 +278,13 @@ type numState struct {
 // or low adds evidence. The score is the largest surprise, mapped linearly
 // to [0,1]; after an alert, scores are damped for a while so that one event
 // is one alert, and a level shift re-baselines instead of alerting until
-// the averages catch up. With DetectorOptions.Contexts, a CAD sequence
-// memory scores each point too, and the larger score wins. Scores use only
-// past points (no look-ahead) and the detector is quiet for a bounded
-// warm-up.
+// the averages catch up. Scores use only past points (no look-ahead) and
+// the detector is quiet for a bounded warm-up.
 //
 // A Detector is not safe for concurrent use.
 type Detector struct {
-	p   *params
-	s   numState
-	seq *CAD // sequence memory, nil unless DetectorOptions.Contexts > 0
+	p *params
+	s numState
 }
 
 // Score is the detector's verdict on one point.
@@ -329,20 +306,7 @@ func NewDetector(o DetectorOptions) *Detector {
 	return &d
 }
 
-func newDetector(p *params) Detector { return Detector{p: p, seq: p.newSeq()} }
-
-// newSeq returns the sequence memory the options ask for, or nil.
-func (p *params) newSeq() *CAD {
-	if p.opts.Contexts <= 0 {
-		return nil
-	}
-	return NewCAD(CADOptions{
-		RangeWarmup: p.opts.Warmup,
-		Headroom:    seqHeadroom,
-		Widen:       seqHeadroom,
-		MaxContexts: p.opts.Contexts,
-	})
-}
+func newDetector(p *params) Detector { return Detector{p: p} }
 
 // Points returns how many points the detector has learned from.
 func (d *Detector) Points() int { return int(d.s.N) }
@@ -361,10 +325,6 @@ func (d *Detector) Update(ts time.Time, v float64) Score {
 		// A zero Detector works, with the default options.
 		p = newParams(DetectorOptions{})
 		d.p = p
-	}
-	var seq float64
-	if d.seq != nil {
-		seq = seqWeight * d.seq.Update(v)
 	}
 	if s.N == 0 {
 		d.start(ts, v)
@@ -406,9 +366,6 @@ func (d *Detector) Update(ts time.Time, v float64) Score {
 			best += extremeBonus
 		}
 		raw := min(max(best*p.invMax, 0), 1)
-		if seq > raw {
-			raw, out.Cause = seq, CauseSequence
-		}
 		out.Raw, out.Value = raw, raw
 		if s.Hold > 0 {
 			s.Hold--

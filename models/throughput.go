@@ -15,8 +15,7 @@ type ThroughputOptions struct {
 	// goroutine. Default 5,000,000.
 	Points int
 	// LiveSeries is how many series to hold in a Bank to measure memory.
-	// Default 100,000; use far fewer with Detector.Contexts, whose series
-	// hold about 100 KB each.
+	// Default 100,000.
 	LiveSeries int
 }
 
@@ -26,7 +25,7 @@ type ThroughputResult struct {
 	Elapsed        time.Duration
 	PointsPerSec   float64 // one goroutine, so per core
 	BankPointsPerS float64 // through a Bank with LiveSeries series, hashing and LRU included
-	StateBytes     int     // checkpoint size of the timed series at the end
+	StateBytes     int     // checkpoint size of one series
 	LiveSeries     int
 	HeapBytes      uint64  // heap growth holding LiveSeries series in a Bank
 	BytesPerSeries float64 // HeapBytes / LiveSeries
@@ -62,9 +61,6 @@ func BenchThroughput(ctx context.Context, o ThroughputOptions) (ThroughputResult
 		sink += s.Value
 	}
 	res.Elapsed = time.Since(start)
-	if st, err := d.MarshalBinary(); err == nil {
-		res.StateBytes = len(st) // larger than StateSize with sequence memory
-	}
 	res.PointsPerSec = float64(o.Points) / res.Elapsed.Seconds()
 	if math.IsNaN(sink) {
 		res.PointsPerSec = 0 // never true; keeps the loop from being optimised away

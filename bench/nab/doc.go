@@ -3,8 +3,7 @@
 //
 // Run reads DataDir/<category>/<file>.csv, feeds each series point by point
 // in file order to a fresh models.Detector built from one configuration
-// (the platform's defaults unless Options.Detector says otherwise; reference
-// detectors such as models.CAD come in through Options.NewDetector), writes
+// (the platform's defaults unless Options.Detector says otherwise), writes
 // OutDir/<category>/<file>.csv with timestamp,value,anomaly_score, and, given
 // NAB's combined_windows.json, scores the corpus for the three profiles.
 //

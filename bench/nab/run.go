@@ -24,13 +24,8 @@ type Options struct {
 	OutDir     string // where OutDir/<category>/<file>.csv results go; empty writes nothing
 	LabelsFile string // NAB combined_windows.json; empty skips scoring
 	Detector   models.DetectorOptions
-	// NewDetector, when set, replaces models.NewDetector(Detector): it is
-	// called once per file, with the whole file, so that reference
-	// detectors NAB hands each file's range to (CAD OSE) can be reproduced.
-	// That is look-ahead; the platform's detector never gets it.
-	NewDetector func(s *Series) Detector
-	Log         *slog.Logger
-	Progress    io.Writer // human-readable summary; nil for none
+	Log        *slog.Logger
+	Progress   io.Writer // human-readable summary; nil for none
 }
 
 // Result is what a run measured.
@@ -91,12 +86,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			return res, err
 		}
 		start := time.Now()
-		var scores []float64
-		if opts.NewDetector != nil {
-			scores = DetectWith(s, opts.NewDetector(s))
-		} else {
-			scores = Detect(s, opts.Detector)
-		}
+		scores := Detect(s, opts.Detector)
 		res.Elapsed += time.Since(start)
 		res.Files++
 		res.Points += len(scores)
@@ -170,24 +160,11 @@ func (r Result) Print(w io.Writer) {
 // Scores are rounded to 6 decimals, exactly what the output file holds, so
 // the scorer sees what NAB's would.
 func Detect(s *Series, o models.DetectorOptions) []float64 {
-	return DetectWith(s, platform{models.NewDetector(o)})
-}
-
-// Detector is anything that scores a series point by point, in time order.
-type Detector interface {
-	Score(ts time.Time, v float64) float64
-}
-
-type platform struct{ d *models.Detector }
-
-func (p platform) Score(ts time.Time, v float64) float64 { return p.d.Update(ts, v).Value }
-
-// DetectWith runs d over s and returns one score per row, rounded like
-// Detect's.
-func DetectWith(s *Series, d Detector) []float64 {
+	d := models.NewDetector(o)
 	out := make([]float64, len(s.Values))
 	for i, v := range s.Values {
-		out[i] = float64(int64(d.Score(s.Times[i], v)*1e6+0.5)) / 1e6
+		sc := d.Update(s.Times[i], v)
+		out[i] = float64(int64(sc.Value*1e6+0.5)) / 1e6
 	}
 	return out
 }

@@ -30,8 +30,7 @@ var splitFloors = []struct {
 	opts  models.DetectorOptions
 	floor float64
 }{
-	{"default", models.DetectorOptions{}, 49},                      // measured 49.67
-	{"sequence memory", models.DetectorOptions{Contexts: 300}, 61}, // measured 62.23
+	{"default", models.DetectorOptions{}, 49}, // measured 49.67
 }
 
 func TestNABSplitScore(t *testing.T) {

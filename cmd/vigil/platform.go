@@ -8,6 +8,7 @@ import (
 	"github.com/vigil-dev/vigil/collector"
 	"github.com/vigil-dev/vigil/pipeline"
 	"github.com/vigil-dev/vigil/pipeline/detect"
+	"github.com/vigil-dev/vigil/pipeline/store"
 	"github.com/vigil-dev/vigil/query"
 	"github.com/vigil-dev/vigil/ui"
 )
@@ -23,6 +24,7 @@ type platform struct {
 	llmHealth ui.ComponentHealth
 	detect    *detect.Detector
 	sink      *detect.Sink
+	writer    *store.Writer
 
 	mu sync.Mutex
 	// rates remembers each probe's previous event count to turn counters
@@ -80,6 +82,9 @@ func (p *platform) Health(ctx context.Context) (ui.Health, error) {
 	p.mu.Unlock()
 	// One collector watches one host; remote collectors add theirs.
 	h.HostRates[p.host] = total
+	if p.writer != nil {
+		h.Drops += p.writer.Stats().DroppedRows
+	}
 	for _, s := range p.pipeline.Stats() {
 		if s.Name == "clickhouse" {
 			h.Drops += s.DropRows

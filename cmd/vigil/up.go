@@ -124,6 +124,7 @@ func runUp(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 
 	writer := store.NewWriter(st.conn, store.Options{Logger: log.With("stage", "store")})
 	defer writer.Close()
+	plat.writer = writer
 	pipe := pipeline.New(pipeline.Options{Logger: log.With("stage", "pipeline"), DrainTimeout: 6 * time.Second},
 		pipeline.Stage{Name: "clickhouse", Consumer: writer, Queue: 256},
 		pipeline.Stage{Name: "detect", Consumer: det, Queue: 256},
