@@ -82,10 +82,10 @@ const anomalyCols = `toString(id), ts, host, entity_kind, entity, series, detect
 
 func anomalyFrom(row []any) AnomalyRow {
 	return AnomalyRow{
-		ID: str(row[0]), TS: tm(row[1]), Host: str(row[2]), EntityKind: str(row[3]), Entity: str(row[4]),
-		Series: str(row[5]), Detector: str(row[6]), Score: flt(row[7]), Severity: str(row[8]),
-		Expected: flt(row[9]), Observed: flt(row[10]), WindowStart: tm(row[11]), WindowEnd: tm(row[12]),
-		Evidence: parseEvidence(str(row[13])), IncidentID: str(row[14]),
+		ID: chread.String(row[0]), TS: chread.Time(row[1]), Host: chread.String(row[2]), EntityKind: chread.String(row[3]), Entity: chread.String(row[4]),
+		Series: chread.String(row[5]), Detector: chread.String(row[6]), Score: chread.Float(row[7]), Severity: chread.String(row[8]),
+		Expected: chread.Float(row[9]), Observed: chread.Float(row[10]), WindowStart: chread.Time(row[11]), WindowEnd: chread.Time(row[12]),
+		Evidence: parseEvidence(chread.String(row[13])), IncidentID: chread.String(row[14]),
 	}
 }
 
@@ -156,10 +156,10 @@ GROUP BY i.id`
 // incidentFrom reads a latestIncidents row.
 func incidentFrom(row []any) (ui.Incident, []string) {
 	inc := ui.Incident{
-		ID: str(row[0]), Opened: tm(row[1]), Updated: tm(row[2]), State: str(row[4]), Severity: str(row[5]),
-		Title: str(row[6]), Hosts: strs(row[7]), Anomalies: len(uuids(row[9])), Summary: str(row[10]),
+		ID: chread.String(row[0]), Opened: chread.Time(row[1]), Updated: chread.Time(row[2]), State: chread.String(row[4]), Severity: chread.String(row[5]),
+		Title: chread.String(row[6]), Hosts: chread.Strings(row[7]), Anomalies: len(uuids(row[9])), Summary: chread.String(row[10]),
 	}
-	return inc, strs(row[8])
+	return inc, chread.Strings(row[8])
 }
 
 // Incidents implements ui.IncidentSource.
@@ -203,7 +203,7 @@ func (s *Source) Incident(ctx context.Context, id string) (ui.IncidentDetail, er
 	inc, entities := incidentFrom(res.Rows[0])
 	d.Incident = inc
 	d.SQL = map[string]string{}
-	resolved := tmPtr(res.Rows[0][3])
+	resolved := chread.TimePtr(res.Rows[0][3])
 
 	// Anomalies: those that name the incident, and those it lists.
 	d.SQL[ui.SectionAnomalies] = "SELECT " + anomalyCols + "\nFROM " + s.db + ".anomalies\nWHERE incident_id = " + uuidLit(id) +
@@ -238,11 +238,11 @@ func (s *Source) Incident(ctx context.Context, id string) (ui.IncidentDetail, er
 	}
 	var pids []uint32
 	for _, row := range res.Rows {
-		p := ui.Process{Host: str(row[0]), Start: tm(row[1]), PID: u32(row[2]), PPID: u32(row[3]), Comm: str(row[4]), Argv: strs(row[6])}
+		p := ui.Process{Host: chread.String(row[0]), Start: chread.Time(row[1]), PID: chread.Uint32(row[2]), PPID: chread.Uint32(row[3]), Comm: chread.String(row[4]), Argv: chread.Strings(row[6])}
 		if len(p.Argv) == 0 {
-			p.Argv = []string{str(row[5])}
+			p.Argv = []string{chread.String(row[5])}
 		}
-		p.Flagged = sc.flagged(p, str(row[5]))
+		p.Flagged = sc.flagged(p, chread.String(row[5]))
 		d.ProcessTree = append(d.ProcessTree, p)
 		if !slices.Contains(pids, p.PID) {
 			pids = append(pids, p.PID)
@@ -263,8 +263,8 @@ func (s *Source) Incident(ctx context.Context, id string) (ui.IncidentDetail, er
 	}
 	for _, row := range res.Rows {
 		d.Connections = append(d.Connections, ui.Connection{
-			TS: tm(row[0]), PID: u32(row[1]), Comm: str(row[2]), Proto: "tcp/" + str(row[3]),
-			Src: hostPortText(str(row[4]), u64(row[5])), Dst: hostPortText(str(row[6]), u64(row[7])), Bytes: u64(row[8]),
+			TS: chread.Time(row[0]), PID: chread.Uint32(row[1]), Comm: chread.String(row[2]), Proto: "tcp/" + chread.String(row[3]),
+			Src: hostPortText(chread.String(row[4]), chread.Uint64(row[5])), Dst: hostPortText(chread.String(row[6]), chread.Uint64(row[7])), Bytes: chread.Uint64(row[8]),
 		})
 	}
 
@@ -285,7 +285,7 @@ func (s *Source) Incident(ctx context.Context, id string) (ui.IncidentDetail, er
 		return d, fmt.Errorf("read timeline: %w", err)
 	}
 	for _, row := range res.Rows {
-		d.Timeline = append(d.Timeline, ui.TimelineEntry{TS: tm(row[0]), Kind: str(row[1]), Host: str(row[2]), Text: str(row[3])})
+		d.Timeline = append(d.Timeline, ui.TimelineEntry{TS: chread.Time(row[0]), Kind: chread.String(row[1]), Host: chread.String(row[2]), Text: chread.String(row[3])})
 	}
 	return d, nil
 }

@@ -70,8 +70,8 @@ FROM `+db+`.incidents FINAL WHERE id = toUUIDOrZero(?) LIMIT 1`, id)
 	}
 	row := res.Rows[0]
 	f.Incident = Incident{
-		ID: str(row[0]), Opened: tm(row[1]), Updated: tm(row[2]), Resolved: tmPtr(row[3]),
-		State: str(row[4]), Severity: str(row[5]), Title: str(row[6]), Hosts: strs(row[7]), Entities: strs(row[8]),
+		ID: chread.String(row[0]), Opened: chread.Time(row[1]), Updated: chread.Time(row[2]), Resolved: chread.TimePtr(row[3]),
+		State: chread.String(row[4]), Severity: chread.String(row[5]), Title: chread.String(row[6]), Hosts: chread.Strings(row[7]), Entities: chread.Strings(row[8]),
 	}
 
 	res, err = r.Query(ctx, `SELECT toString(id), ts, host, entity_kind, entity, series, detector, score, severity,
@@ -85,9 +85,9 @@ ORDER BY score DESC, ts LIMIT ?`, id, id, o.MaxAnomalies+1)
 	}
 	for _, row := range capRows(&f, "anomalies", res.Rows, o.MaxAnomalies) {
 		f.Anomalies = append(f.Anomalies, Anomaly{
-			ID: str(row[0]), TS: tm(row[1]), Host: str(row[2]), EntityKind: str(row[3]), Entity: str(row[4]),
-			Series: str(row[5]), Detector: str(row[6]), Score: flt(row[7]), Severity: str(row[8]),
-			Expected: flt(row[9]), Observed: flt(row[10]), WindowStart: tm(row[11]), WindowEnd: tm(row[12]), Evidence: str(row[13]),
+			ID: chread.String(row[0]), TS: chread.Time(row[1]), Host: chread.String(row[2]), EntityKind: chread.String(row[3]), Entity: chread.String(row[4]),
+			Series: chread.String(row[5]), Detector: chread.String(row[6]), Score: chread.Float(row[7]), Severity: chread.String(row[8]),
+			Expected: chread.Float(row[9]), Observed: chread.Float(row[10]), WindowStart: chread.Time(row[11]), WindowEnd: chread.Time(row[12]), Evidence: chread.String(row[13]),
 		})
 	}
 
@@ -173,8 +173,8 @@ ORDER BY min(ts) LIMIT ?`, hosts, from, to, allComms, pids, comms, o.MaxConnecti
 	}
 	for _, row := range capRows(&f, "connections", res.Rows, o.MaxConnections) {
 		f.Connections = append(f.Connections, Connection{
-			Host: str(row[0]), PID: u32(row[1]), Comm: str(row[2]), Event: str(row[3]), Daddr: str(row[4]), Dport: uint16(u64(row[5])),
-			Count: u64(row[6]), First: tm(row[7]), Last: tm(row[8]), BytesSent: u64(row[9]), BytesRecv: u64(row[10]),
+			Host: chread.String(row[0]), PID: chread.Uint32(row[1]), Comm: chread.String(row[2]), Event: chread.String(row[3]), Daddr: chread.String(row[4]), Dport: uint16(chread.Uint64(row[5])),
+			Count: chread.Uint64(row[6]), First: chread.Time(row[7]), Last: chread.Time(row[8]), BytesSent: chread.Uint64(row[9]), BytesRecv: chread.Uint64(row[10]),
 		})
 	}
 	f.number()
@@ -182,8 +182,8 @@ ORDER BY min(ts) LIMIT ?`, hosts, from, to, allComms, pids, comms, o.MaxConnecti
 }
 
 func process(row []any) Process {
-	return Process{Host: str(row[0]), TS: tm(row[1]), PID: u32(row[2]), PPID: u32(row[3]), UID: u32(row[4]),
-		Comm: str(row[5]), Filename: str(row[6]), Argv: strs(row[7])}
+	return Process{Host: chread.String(row[0]), TS: chread.Time(row[1]), PID: chread.Uint32(row[2]), PPID: chread.Uint32(row[3]), UID: chread.Uint32(row[4]),
+		Comm: chread.String(row[5]), Filename: chread.String(row[6]), Argv: chread.Strings(row[7])}
 }
 
 func missingParents(ps []Process) []uint32 {
@@ -212,82 +212,3 @@ func capRows(f *FactSheet, what string, rows [][]any, max int) [][]any {
 // The converters accept the Go types clickhouse-go scans into and the
 // obvious neighbours, and yield zero values otherwise: a schema change shows
 // up as empty fields, not as a failed summary.
-
-func str(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case *string:
-		if x != nil {
-			return *x
-		}
-	case fmt.Stringer:
-		return x.String()
-	}
-	return ""
-}
-
-func strs(v any) []string {
-	if x, ok := v.([]string); ok {
-		return x
-	}
-	return nil
-}
-
-func tm(v any) time.Time {
-	switch x := v.(type) {
-	case time.Time:
-		return x.UTC()
-	case *time.Time:
-		if x != nil {
-			return x.UTC()
-		}
-	}
-	return time.Time{}
-}
-
-func tmPtr(v any) *time.Time {
-	switch x := v.(type) {
-	case *time.Time:
-		if x != nil {
-			t := x.UTC()
-			return &t
-		}
-	case time.Time:
-		t := x.UTC()
-		return &t
-	}
-	return nil
-}
-
-func u64(v any) uint64 {
-	switch x := v.(type) {
-	case uint64:
-		return x
-	case uint32:
-		return uint64(x)
-	case uint16:
-		return uint64(x)
-	case uint8:
-		return uint64(x)
-	case int64:
-		return uint64(max(x, 0))
-	case int32:
-		return uint64(max(x, 0))
-	case int:
-		return uint64(max(x, 0))
-	}
-	return 0
-}
-
-func u32(v any) uint32 { return uint32(u64(v)) }
-
-func flt(v any) float64 {
-	switch x := v.(type) {
-	case float64:
-		return x
-	case float32:
-		return float64(x)
-	}
-	return float64(u64(v))
-}
