@@ -60,6 +60,11 @@ type Options struct {
 	// default so Vigil never observes itself; benchmarks turn it on to
 	// generate load in-process.
 	IncludeSelf bool
+
+	// genericSyscalls makes the file and priv probes use the generic
+	// raw_syscalls hooks, the fallback when the per-syscall tracepoints
+	// cannot be attached, so that tests cover it.
+	genericSyscalls bool
 }
 
 // DefaultOptions returns the defaults applied to zero fields of Options.

@@ -80,12 +80,18 @@ const (
 	ProbeMapPatterns        = "patterns"
 	ProbeMapPrivEvents      = "priv_events"
 	ProbeMapPrivPending     = "priv_pending"
+	ProbeProgFileSysEnter   = "file_sys_enter"
+	ProbeProgFileSysExit    = "file_sys_exit"
+	ProbeProgPrivSysEnter1  = "priv_sys_enter1"
+	ProbeProgPrivSysEnter2  = "priv_sys_enter2"
+	ProbeProgPrivSysEnter3  = "priv_sys_enter3"
+	ProbeProgPrivSysExit    = "priv_sys_exit"
 	ProbeProgSysEnter       = "sys_enter"
 	ProbeProgSysExit        = "sys_exit"
 	ProbeVarCountEpoch      = "count_epoch"
 	ProbeVarEnableCounts    = "enable_counts"
-	ProbeVarEnableFile      = "enable_file"
-	ProbeVarEnablePriv      = "enable_priv"
+	ProbeVarGenericFile     = "generic_file"
+	ProbeVarGenericPriv     = "generic_priv"
 	ProbeVarUnusedCountKey  = "unused_count_key"
 	ProbeVarUnusedCountSlot = "unused_count_slot"
 	ProbeVarUnusedFileEvent = "unused_file_event"
@@ -137,8 +143,14 @@ type ProbeSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProbeProgramSpecs struct {
-	SysEnter *ebpf.ProgramSpec `ebpf:"sys_enter"`
-	SysExit  *ebpf.ProgramSpec `ebpf:"sys_exit"`
+	FileSysEnter  *ebpf.ProgramSpec `ebpf:"file_sys_enter"`
+	FileSysExit   *ebpf.ProgramSpec `ebpf:"file_sys_exit"`
+	PrivSysEnter1 *ebpf.ProgramSpec `ebpf:"priv_sys_enter1"`
+	PrivSysEnter2 *ebpf.ProgramSpec `ebpf:"priv_sys_enter2"`
+	PrivSysEnter3 *ebpf.ProgramSpec `ebpf:"priv_sys_enter3"`
+	PrivSysExit   *ebpf.ProgramSpec `ebpf:"priv_sys_exit"`
+	SysEnter      *ebpf.ProgramSpec `ebpf:"sys_enter"`
+	SysExit       *ebpf.ProgramSpec `ebpf:"sys_exit"`
 }
 
 // ProbeMapSpecs contains maps before they are loaded into the kernel.
@@ -162,8 +174,8 @@ type ProbeMapSpecs struct {
 type ProbeVariableSpecs struct {
 	CountEpoch      *ebpf.VariableSpec `ebpf:"count_epoch"`
 	EnableCounts    *ebpf.VariableSpec `ebpf:"enable_counts"`
-	EnableFile      *ebpf.VariableSpec `ebpf:"enable_file"`
-	EnablePriv      *ebpf.VariableSpec `ebpf:"enable_priv"`
+	GenericFile     *ebpf.VariableSpec `ebpf:"generic_file"`
+	GenericPriv     *ebpf.VariableSpec `ebpf:"generic_priv"`
 	UnusedCountKey  *ebpf.VariableSpec `ebpf:"unused_count_key"`
 	UnusedCountSlot *ebpf.VariableSpec `ebpf:"unused_count_slot"`
 	UnusedFileEvent *ebpf.VariableSpec `ebpf:"unused_file_event"`
@@ -224,8 +236,8 @@ func (m *ProbeMaps) Close() error {
 type ProbeVariables struct {
 	CountEpoch      *ebpf.Variable `ebpf:"count_epoch"`
 	EnableCounts    *ebpf.Variable `ebpf:"enable_counts"`
-	EnableFile      *ebpf.Variable `ebpf:"enable_file"`
-	EnablePriv      *ebpf.Variable `ebpf:"enable_priv"`
+	GenericFile     *ebpf.Variable `ebpf:"generic_file"`
+	GenericPriv     *ebpf.Variable `ebpf:"generic_priv"`
 	UnusedCountKey  *ebpf.Variable `ebpf:"unused_count_key"`
 	UnusedCountSlot *ebpf.Variable `ebpf:"unused_count_slot"`
 	UnusedFileEvent *ebpf.Variable `ebpf:"unused_file_event"`
@@ -239,12 +251,24 @@ type ProbeVariables struct {
 //
 // It can be passed to LoadProbeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProbePrograms struct {
-	SysEnter *ebpf.Program `ebpf:"sys_enter"`
-	SysExit  *ebpf.Program `ebpf:"sys_exit"`
+	FileSysEnter  *ebpf.Program `ebpf:"file_sys_enter"`
+	FileSysExit   *ebpf.Program `ebpf:"file_sys_exit"`
+	PrivSysEnter1 *ebpf.Program `ebpf:"priv_sys_enter1"`
+	PrivSysEnter2 *ebpf.Program `ebpf:"priv_sys_enter2"`
+	PrivSysEnter3 *ebpf.Program `ebpf:"priv_sys_enter3"`
+	PrivSysExit   *ebpf.Program `ebpf:"priv_sys_exit"`
+	SysEnter      *ebpf.Program `ebpf:"sys_enter"`
+	SysExit       *ebpf.Program `ebpf:"sys_exit"`
 }
 
 func (p *ProbePrograms) Close() error {
 	return _ProbeClose(
+		p.FileSysEnter,
+		p.FileSysExit,
+		p.PrivSysEnter1,
+		p.PrivSysEnter2,
+		p.PrivSysEnter3,
+		p.PrivSysExit,
 		p.SysEnter,
 		p.SysExit,
 	)

@@ -1,18 +1,28 @@
 //go:build ignore
 
-/* sys: everything Vigil derives from system calls, in one object so that
- * each syscall pays for one program on entry and one on exit however many
- * of these features are on (each is switched by a load-time constant):
+/* sys: everything Vigil derives from system calls, in one object:
  *
- *  - counts:  syscalls per (process, syscall number), aggregated in a per-CPU
- *             hash that user space harvests and clears each interval;
+ *  - counts:  syscalls per (process, syscall number), aggregated in per-CPU
+ *             maps that user space harvests and clears each interval;
  *  - file:    open/openat/openat2 of paths that match configured patterns
  *             (prefix, or prefix + one '*' path segment + suffix), with the
  *             result, from a ring buffer;
  *  - priv:    setuid-family, capset and ptrace calls with arguments,
  *             credentials before and after, and the result.
  *
- * Attached as tp_btf to raw_syscalls sys_enter/sys_exit (x86-64 numbers). */
+ * Counts need every syscall: sys_enter, attached as tp_btf to
+ * raw_syscalls/sys_enter. File and priv need a dozen syscalls but the
+ * result of each, and a program on raw_syscalls/sys_exit runs on the exit
+ * of every syscall. So their exits go where possible to the per-syscall
+ * tracepoints syscalls/sys_exit_<name> (file_sys_exit, priv_sys_exit),
+ * where the kernel tests a bitmap of syscall numbers before running
+ * anything. Their entries go to syscalls/sys_enter_<name> too
+ * (file_sys_enter, priv_sys_enter<n>) when counts is off; when it is on,
+ * sys_enter runs anyway and does them (generic_file, generic_priv): a
+ * second hook on raw_syscalls/sys_enter would cost every syscall more than
+ * the few compares. Without tracefs the per-syscall tracepoints cannot be
+ * attached, and sys_exit on raw_syscalls/sys_exit does the exits: the
+ * fallback. x86-64 syscall numbers. */
 #include "vigil.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
@@ -38,8 +48,28 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 #define MAX_PATTERNS 16
 
 volatile const u32 enable_counts = 0;
-volatile const u32 enable_file = 0;
-volatile const u32 enable_priv = 0;
+/* The generic raw_syscalls programs also do file and priv: their entries
+ * in sys_enter, their exits in sys_exit when that is attached. */
+volatile const u32 generic_file = 0;
+volatile const u32 generic_priv = 0;
+
+/* The context of a syscalls/sys_enter_<name> or sys_exit_<name> tracepoint
+ * program (struct syscall_tp_t in kernel/trace/trace_syscalls.c). It is not
+ * zeroed: the bytes after nr, and the args the syscall does not take, are
+ * stale stack. */
+struct syscall_enter_ctx {
+	u64 common;
+	s32 nr;
+	u32 pad;
+	u64 args[6];
+};
+
+struct syscall_exit_ctx {
+	u64 common;
+	s32 nr;
+	u32 pad;
+	s64 ret;
+};
 
 struct count_key {
 	u32 tgid;
@@ -224,7 +254,10 @@ static long match_cb(u32 idx, void *ctx)
 	return 0;
 }
 
-static __always_inline void file_enter(struct pt_regs *regs, long id, u64 pid_tgid)
+/* file_enter examines an open, open(path, flags) or openat(dfd, path,
+ * flags) or openat2(dfd, path, how), and remembers a matching one until its
+ * exit. */
+static __always_inline void file_enter(u64 pid_tgid, long id, u64 a0, u64 a1, u64 a2)
 {
 	u32 zero = 0;
 	struct file_event *e = bpf_map_lookup_elem(&file_scratch, &zero);
@@ -233,16 +266,16 @@ static __always_inline void file_enter(struct pt_regs *regs, long id, u64 pid_tg
 	const char *path;
 	u64 flags;
 	if (id == NR_open) {
-		path = (const char *)regs->di;
-		flags = regs->si;
+		path = (const char *)a0;
+		flags = a1;
 	} else {
-		path = (const char *)regs->si;
+		path = (const char *)a1;
 		if (id == NR_openat2) {
 			/* struct open_how starts with u64 flags */
-			if (bpf_probe_read_user(&flags, sizeof(flags), (void *)regs->dx) < 0)
+			if (bpf_probe_read_user(&flags, sizeof(flags), (void *)a2) < 0)
 				flags = 0;
 		} else {
-			flags = regs->dx;
+			flags = a2;
 		}
 	}
 	if (bpf_probe_read_user_str(e->path, sizeof(e->path), path) <= 0)
@@ -265,6 +298,29 @@ static __always_inline void file_enter(struct pt_regs *regs, long id, u64 pid_tg
 	bpf_map_update_elem(&file_pending, &tid, e, BPF_ANY);
 }
 
+/* file_exit reports the open this thread's file_enter remembered. */
+static __always_inline void file_exit(long ret)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	struct file_event *p = bpf_map_lookup_elem(&file_pending, &tid);
+	if (!p)
+		return;
+	struct file_event *e = bpf_ringbuf_reserve(&file_events, sizeof(*e), 0);
+	if (!e) {
+		vigil_count_drop(&drops, 0);
+	} else {
+		__builtin_memcpy(e, p, sizeof(*e));
+		e->ret = ret;
+		vigil_submit(&file_events, e);
+	}
+	bpf_map_delete_elem(&file_pending, &tid);
+}
+
+static __always_inline bool is_file(long id)
+{
+	return id == NR_openat || id == NR_open || id == NR_openat2;
+}
+
 static __always_inline bool is_priv(long id)
 {
 	switch (id) {
@@ -283,18 +339,37 @@ static __always_inline bool is_priv(long id)
 	return false;
 }
 
-static __always_inline void priv_enter(struct pt_regs *regs, long id, u64 pid_tgid)
+/* priv_nargs is how many of the three recorded arguments a priv call takes;
+ * the others are recorded as 0, not as whatever the registers held. */
+static __always_inline u32 priv_nargs(long id)
+{
+	switch (id) {
+	case NR_setuid:
+	case NR_setgid:
+	case NR_setfsuid:
+	case NR_setfsgid:
+		return 1;
+	case NR_setreuid:
+	case NR_setregid:
+	case NR_capset:
+		return 2;
+	}
+	return 3;
+}
+
+static __always_inline void priv_enter(u64 pid_tgid, long id, u64 a0, u64 a1, u64 a2)
 {
 	struct priv_event e = {};
 	struct task_struct *task = bpf_get_current_task_btf();
+	u32 n = priv_nargs(id);
 	e.boot_ns = bpf_ktime_get_boot_ns();
 	e.cgroup_id = bpf_get_current_cgroup_id();
 	e.pid = pid_tgid >> 32;
 	e.tid = (u32)pid_tgid;
 	e.nr = id;
-	e.args[0] = regs->di;
-	e.args[1] = regs->si;
-	e.args[2] = regs->dx;
+	e.args[0] = a0;
+	e.args[1] = n > 1 ? a1 : 0;
+	e.args[2] = n > 2 ? a2 : 0;
 	e.uid_before = BPF_CORE_READ(task, cred, uid.val);
 	e.euid_before = BPF_CORE_READ(task, cred, euid.val);
 	if (id == NR_capset) {
@@ -310,6 +385,41 @@ static __always_inline void priv_enter(struct pt_regs *regs, long id, u64 pid_tg
 	bpf_map_update_elem(&priv_pending, &tid, &e, BPF_ANY);
 }
 
+/* priv_exit reports the call this thread's priv_enter remembered, with the
+ * credentials it left. */
+static __always_inline void priv_exit(long ret)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	struct priv_event *p = bpf_map_lookup_elem(&priv_pending, &tid);
+	if (!p)
+		return;
+	struct priv_event *e = bpf_ringbuf_reserve(&priv_events, sizeof(*e), 0);
+	if (!e) {
+		vigil_count_drop(&drops, 1);
+	} else {
+		struct task_struct *task = bpf_get_current_task_btf();
+		__builtin_memcpy(e, p, sizeof(*e));
+		e->ret = ret;
+		e->uid_after = BPF_CORE_READ(task, cred, uid.val);
+		e->euid_after = BPF_CORE_READ(task, cred, euid.val);
+		vigil_submit(&priv_events, e);
+	}
+	bpf_map_delete_elem(&priv_pending, &tid);
+}
+
+/* TS_COMPAT in thread_info.status (x86): the current syscall is a 32-bit
+ * one, with other numbers and arguments. The per-syscall tracepoints skip
+ * those; so do the generic programs, for the same rows either way. */
+#define TS_COMPAT 0x0002
+
+static __always_inline bool in_compat_syscall(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	return task->thread_info.status & TS_COMPAT;
+}
+
+/* Run on every syscall: only counting costs anything unless the call is
+ * one file or priv wants. */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
@@ -319,47 +429,85 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 		return 0;
 	if (enable_counts)
 		count_syscall(tgid, id);
-	if (enable_file && (id == NR_openat || id == NR_open || id == NR_openat2))
-		file_enter(regs, id, pid_tgid);
-	else if (enable_priv && is_priv(id))
-		priv_enter(regs, id, pid_tgid);
+	if (generic_file && is_file(id)) {
+		if (!in_compat_syscall())
+			file_enter(pid_tgid, id, regs->di, regs->si, regs->dx);
+	} else if (generic_priv && is_priv(id)) {
+		if (!in_compat_syscall())
+			priv_enter(pid_tgid, id, regs->di, regs->si, regs->dx);
+	}
 	return 0;
 }
 
+/* Attached only as the fallback. */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
 	long id = regs->orig_ax; /* direct load: regs is a trusted BTF pointer */
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	if (enable_file && (id == NR_openat || id == NR_open || id == NR_openat2)) {
-		struct file_event *p = bpf_map_lookup_elem(&file_pending, &tid);
-		if (!p)
-			return 0;
-		struct file_event *e = bpf_ringbuf_reserve(&file_events, sizeof(*e), 0);
-		if (!e) {
-			vigil_count_drop(&drops, 0);
-		} else {
-			__builtin_memcpy(e, p, sizeof(*e));
-			e->ret = ret;
-			vigil_submit(&file_events, e);
-		}
-		bpf_map_delete_elem(&file_pending, &tid);
-	} else if (enable_priv && is_priv(id)) {
-		struct priv_event *p = bpf_map_lookup_elem(&priv_pending, &tid);
-		if (!p)
-			return 0;
-		struct priv_event *e = bpf_ringbuf_reserve(&priv_events, sizeof(*e), 0);
-		if (!e) {
-			vigil_count_drop(&drops, 1);
-		} else {
-			struct task_struct *task = bpf_get_current_task_btf();
-			__builtin_memcpy(e, p, sizeof(*e));
-			e->ret = ret;
-			e->uid_after = BPF_CORE_READ(task, cred, uid.val);
-			e->euid_after = BPF_CORE_READ(task, cred, euid.val);
-			vigil_submit(&priv_events, e);
-		}
-		bpf_map_delete_elem(&priv_pending, &tid);
-	}
+	if (generic_file && is_file(id))
+		file_exit(ret);
+	else if (generic_priv && is_priv(id))
+		priv_exit(ret);
+	return 0;
+}
+
+/* The per-syscall programs: file_sys_enter and file_sys_exit are attached
+ * to syscalls/sys_{enter,exit}_{open,openat,openat2}, priv_sys_enter<n>
+ * and priv_sys_exit to those of the priv calls of n arguments (or more).
+ * The exits also serve entries made by sys_enter. */
+SEC("tracepoint")
+int file_sys_enter(struct syscall_enter_ctx *ctx)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (vigil_is_self(pid_tgid >> 32))
+		return 0;
+	file_enter(pid_tgid, ctx->nr, ctx->args[0], ctx->args[1], ctx->args[2]);
+	return 0;
+}
+
+SEC("tracepoint")
+int file_sys_exit(struct syscall_exit_ctx *ctx)
+{
+	file_exit(ctx->ret); /* nothing pending for the collector itself */
+	return 0;
+}
+
+/* A tracepoint program may read no further into its context than the
+ * event's last argument (the kernel refuses to attach it otherwise), so
+ * there is one priv entry program per number of arguments read. */
+SEC("tracepoint")
+int priv_sys_enter1(struct syscall_enter_ctx *ctx)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (vigil_is_self(pid_tgid >> 32))
+		return 0;
+	priv_enter(pid_tgid, ctx->nr, ctx->args[0], 0, 0);
+	return 0;
+}
+
+SEC("tracepoint")
+int priv_sys_enter2(struct syscall_enter_ctx *ctx)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (vigil_is_self(pid_tgid >> 32))
+		return 0;
+	priv_enter(pid_tgid, ctx->nr, ctx->args[0], ctx->args[1], 0);
+	return 0;
+}
+
+SEC("tracepoint")
+int priv_sys_enter3(struct syscall_enter_ctx *ctx)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (vigil_is_self(pid_tgid >> 32))
+		return 0;
+	priv_enter(pid_tgid, ctx->nr, ctx->args[0], ctx->args[1], ctx->args[2]);
+	return 0;
+}
+
+SEC("tracepoint")
+int priv_sys_exit(struct syscall_exit_ctx *ctx)
+{
+	priv_exit(ctx->ret);
 	return 0;
 }

@@ -9,13 +9,50 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-dev/vigil/bench/collect"
+	"github.com/vigil-dev/vigil/bench/e2e"
 	"github.com/vigil-dev/vigil/bench/overhead"
 	"github.com/vigil-dev/vigil/bench/store"
 )
 
 // extraBenchCmds are the bench subcommands over the kernel and the store.
 func extraBenchCmds() []*cobra.Command {
-	return []*cobra.Command{newBenchCollectorCmd(), newBenchOverheadCmd(), newBenchStoreCmd()}
+	return []*cobra.Command{newBenchCollectorCmd(), newBenchOverheadCmd(), newBenchStoreCmd(), newBenchE2ECmd()}
+}
+
+func newBenchE2ECmd() *cobra.Command {
+	var o e2e.Options
+	cmd := &cobra.Command{
+		Use:   "e2e",
+		Short: "Latency of a kernel event to ClickHouse and to a websocket client (p50, p99) at a given rate",
+		Long: `Starts this binary's vigil up (temporary data dir, free ports), generates marked events at
+--rate, and measures when each becomes queryable in ClickHouse and when it reaches a dashboard
+websocket client. Goal: queryable within 2 s at p99 at 100,000 events/s.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, log, err := setup(cmd)
+			if err != nil {
+				return err
+			}
+			if o.Rate <= 0 || o.Duration <= 0 {
+				return fmt.Errorf("--rate and --duration must be positive")
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find this binary: %w", err)
+			}
+			o.Binary, o.Out, o.Logger = exe, cmd.OutOrStdout(), log
+			started := time.Now()
+			res, err := e2e.Run(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			out, _ := cmd.Flags().GetString("out")
+			return writeReport(out, "e2e", started, res)
+		},
+	}
+	cmd.Flags().IntVar(&o.Rate, "rate", 100_000, "events per second")
+	cmd.Flags().DurationVar(&o.Duration, "duration", 10*time.Second, "length of the load")
+	return cmd
 }
 
 func newBenchCollectorCmd() *cobra.Command {

@@ -57,7 +57,7 @@ func (p *platform) Health(ctx context.Context) (ui.Health, error) {
 	if err := p.store.conn.Ping(pctx); err != nil {
 		h.ClickHouse = ui.ComponentHealth{State: ui.StateDown, Detail: err.Error()}
 	} else {
-		h.ClickHouse = ui.ComponentHealth{State: ui.StateOK, Detail: p.store.dsn}
+		h.ClickHouse = ui.ComponentHealth{State: ui.StateOK, Detail: redactDSN(p.store.dsn)}
 		var lagMs int64
 		row := p.store.conn.QueryRow(pctx, "SELECT toInt64(dateDiff('millisecond', max(ts), now64(9))) FROM vigil.exec_events WHERE ts > now() - INTERVAL 1 HOUR")
 		if err := row.Scan(&lagMs); err == nil && lagMs >= 0 {

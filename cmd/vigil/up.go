@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -142,7 +143,11 @@ func runUp(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	wg.Go(func() { uiErr <- srv.Run(uiCtx) })
 
 	fmt.Fprintf(stdout, "vigil up: dashboard: %s\n", srv.URL())
-	fmt.Fprintf(stdout, "vigil up: clickhouse: %s (HTTP %s)\n", st.dsn, st.httpURL)
+	if st.httpURL != "" {
+		fmt.Fprintf(stdout, "vigil up: clickhouse: %s (HTTP %s)\n", redactDSN(st.dsn), st.httpURL)
+	} else {
+		fmt.Fprintf(stdout, "vigil up: clickhouse: %s\n", redactDSN(st.dsn))
+	}
 
 	var runErr error
 	select {
@@ -268,4 +273,13 @@ func newDetection(cfg Config, log *slog.Logger, st *storeConn, ro chread.Runner,
 		Logger:   log.With("stage", "detect"),
 	})
 	return det, sink
+}
+
+// redactDSN hides a password in a DSN before it is printed or logged.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "<unparsable DSN>"
+	}
+	return u.Redacted()
 }
