@@ -32,6 +32,11 @@ func init() {
 		if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESUID, ^uintptr(0), ^uintptr(0), ^uintptr(0)); e != 0 {
 			return e
 		}
+		// One argument: the others must be reported as 0 (x1, x2: stale
+		// values for the kernel to ignore).
+		if _, _, e := syscall.RawSyscall(syscall.SYS_SETUID, uintptr(os.Getuid()), 0x1111, 0x2222); e != 0 {
+			return e
+		}
 		if _, _, e := syscall.RawSyscall(syscall.SYS_PTRACE, syscall.PTRACE_ATTACH, 1<<22-1, 0); e != syscall.ESRCH {
 			return fmt.Errorf("ptrace: %v, want ESRCH", e)
 		}
@@ -47,7 +52,50 @@ func init() {
 	}
 }
 
+// sysHookCase is one way to attach the file and priv probes.
+type sysHookCase struct {
+	name    string
+	counts  bool // with the syscalls probe, which changes where entries are seen
+	generic bool // Options.genericSyscalls
+	want    sysHooks
+}
+
+// sysHookCases are the ways the file and priv probes can be attached, each
+// checked against real syscalls: the probes alone, with syscall counts,
+// and the fallback.
+var sysHookCases = []sysHookCase{
+	{"per-syscall", false, false, hooksPerSyscall},
+	{"with counts", true, false, hooksPerSyscallExit},
+	{"generic", false, true, hooksGeneric},
+}
+
+// startSysCollector starts a collector with probe (file or priv) attached
+// as c says, skipping if this machine cannot attach it so.
+func startSysCollector(t *testing.T, probe string, c sysHookCase, opts Options) *sink {
+	t.Helper()
+	opts.Probes = []string{probe}
+	if c.counts {
+		opts.Probes = append(opts.Probes, "syscalls")
+	}
+	opts.genericSyscalls = c.generic
+	col, out := startCollector(t, opts)
+	for _, p := range col.probes {
+		if p.name == probe {
+			if got := p.closers[0].(*sysObject).hooks; got != c.want {
+				skipOrFail(t, fmt.Errorf("attached to %v, want %v", got, c.want))
+			}
+		}
+	}
+	return out
+}
+
 func TestFileProbe(t *testing.T) {
+	for _, c := range sysHookCases {
+		t.Run(c.name, func(t *testing.T) { testFileProbe(t, c) })
+	}
+}
+
+func testFileProbe(t *testing.T, c sysHookCase) {
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "a1", "x"), 0o755); err != nil {
 		t.Fatal(err)
@@ -57,10 +105,7 @@ func TestFileProbe(t *testing.T) {
 	for _, p := range []string{secret, other} {
 		os.WriteFile(p, nil, 0o600)
 	}
-	_, out := startCollector(t, Options{
-		Probes:       []string{"file"},
-		FilePatterns: []string{"/etc/shadow", dir + "/*/secret"},
-	})
+	out := startSysCollector(t, "file", c, Options{FilePatterns: []string{"/etc/shadow", dir + "/*/secret"}})
 	pid, _ := runHelper(t, nil, "open", "/etc/shadow", other, secret, "/etc/hostname", filepath.Join(dir, "nope", "secret"))
 	for _, want := range []struct {
 		path  string
@@ -72,7 +117,7 @@ func TestFileProbe(t *testing.T) {
 		if got := r.uint(t, "errno"); got != want.errno {
 			t.Errorf("%s errno = %d, want %d", want.path, got, want.errno)
 		}
-		if r.str("syscall") != "openat" || r.str("comm") != helperComm() {
+		if r.str("syscall") != "openat" || r.str("comm") != helperComm() || r.uint(t, "tid") == 0 || r.uint(t, "flags") != uint64(syscall.O_RDONLY|syscall.O_CLOEXEC) {
 			t.Errorf("row = %v", r)
 		}
 	}
@@ -84,19 +129,30 @@ func TestFileProbe(t *testing.T) {
 }
 
 func TestPrivProbe(t *testing.T) {
-	_, out := startCollector(t, Options{Probes: []string{"priv"}})
-	pid, _ := runHelper(t, nil, "priv")
-	r := out.wait(t, KindPriv, 5*time.Second, func(r row) bool {
-		return r.uint(t, "pid") == uint64(pid) && r.str("syscall") == "setresuid"
-	})
-	if r.uint(t, "arg0") != 1<<32-1 || r.uint(t, "errno") != 0 || r.uint(t, "uid_after") != uint64(os.Getuid()) {
-		t.Errorf("setresuid row = %v", r)
-	}
-	r = out.wait(t, KindPriv, 5*time.Second, func(r row) bool {
-		return r.uint(t, "pid") == uint64(pid) && r.str("syscall") == "ptrace"
-	})
-	if r.uint(t, "errno") != uint64(syscall.ESRCH) || r.uint(t, "arg0") != syscall.PTRACE_ATTACH || r.uint(t, "arg1") != 1<<22-1 {
-		t.Errorf("ptrace row = %v", r)
+	for _, c := range sysHookCases {
+		t.Run(c.name, func(t *testing.T) {
+			out := startSysCollector(t, "priv", c, Options{})
+			pid, tid := runHelper(t, nil, "priv")
+			r := out.wait(t, KindPriv, 5*time.Second, func(r row) bool {
+				return r.uint(t, "pid") == uint64(pid) && r.str("syscall") == "setresuid"
+			})
+			if r.uint(t, "arg0") != 1<<32-1 || r.uint(t, "arg2") != 1<<32-1 || r.uint(t, "errno") != 0 ||
+				r.uint(t, "uid_after") != uint64(os.Getuid()) || strconv.FormatUint(r.uint(t, "tid"), 10) != tid {
+				t.Errorf("setresuid row = %v", r)
+			}
+			r = out.wait(t, KindPriv, 5*time.Second, func(r row) bool {
+				return r.uint(t, "pid") == uint64(pid) && r.str("syscall") == "setuid"
+			})
+			if r.uint(t, "arg0") != uint64(os.Getuid()) || r.uint(t, "arg1") != 0 || r.uint(t, "arg2") != 0 || r.uint(t, "errno") != 0 {
+				t.Errorf("setuid row = %v", r)
+			}
+			r = out.wait(t, KindPriv, 5*time.Second, func(r row) bool {
+				return r.uint(t, "pid") == uint64(pid) && r.str("syscall") == "ptrace"
+			})
+			if r.uint(t, "errno") != uint64(syscall.ESRCH) || r.uint(t, "arg0") != syscall.PTRACE_ATTACH || r.uint(t, "arg1") != 1<<22-1 {
+				t.Errorf("ptrace row = %v", r)
+			}
+		})
 	}
 }
 

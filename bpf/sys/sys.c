@@ -197,16 +197,18 @@ struct {
 	__type(value, struct file_event);
 } file_scratch SEC(".maps");
 
-/* Calls between entry and exit, by thread id. */
+/* Calls between entry and exit, by thread id. LRU: an entry whose exit
+ * never came (a thread killed in the call, a program attached in between)
+ * must not hold its slot for good. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 8192);
 	__type(key, u32);
 	__type(value, struct file_event);
 } file_pending SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 8192);
 	__type(key, u32);
 	__type(value, struct priv_event);
