@@ -3,6 +3,8 @@ package models
 import (
 	"cmp"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -272,14 +274,40 @@ func title(inc *incident) string {
 			best = a
 		}
 	}
-	t := best.Detector + " on " + best.Entity
-	if best.Value != "" {
-		t += ": " + best.Value
-	} else if best.Series != "" {
-		t += ": " + best.Series
-	}
+	t := describe(&best)
 	if n := len(inc.Anomalies) - 1; n > 0 {
 		t += " (+" + itoa(n) + " related)"
+	}
+	return t
+}
+
+// describe says in words what an anomaly is, for an incident title an
+// on-call engineer reads first: what happened, where, and the value.
+func describe(a *Anomaly) string {
+	family, kind, _ := strings.Cut(a.Detector, "/")
+	kind, _, _ = strings.Cut(kind, "/")
+	var what string
+	switch {
+	case family == "novelty" && kind == "exec_pair":
+		what = "New parent → child exec"
+	case family == "novelty" && kind == "binary":
+		what = "New binary run"
+	case family == "novelty" && kind == "destination":
+		what = "New outbound destination"
+	case family == "novelty" && kind == "priv_change":
+		what = "Rare privilege change"
+	case family == "numeric" && a.Observed >= a.Expected:
+		what = "Unusually high " + a.Series
+	case family == "numeric":
+		what = "Unusually low " + a.Series
+	default:
+		what = a.Detector
+	}
+	t := what + " on " + a.Entity
+	if a.Value != "" {
+		t += ": " + a.Value
+	} else if family == "numeric" {
+		t += " (" + strconv.FormatFloat(a.Observed, 'g', 4, 64) + ", expected " + strconv.FormatFloat(a.Expected, 'g', 4, 64) + ")"
 	}
 	return t
 }
