@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -33,7 +34,8 @@ type Limits struct {
 }
 
 // maxMetadata bounds one IPC message's flatbuffer header; ours are a few KiB.
-const maxMetadata = 1 << 20
+// With prescan it also bounds what arrow-go allocates from a header.
+const maxMetadata = 64 << 10
 
 // Rejection reasons, the label of the rejected counters.
 const (
@@ -116,7 +118,19 @@ func Decode(r io.Reader, defaultKind collector.Kind, lim Limits) (out []collecto
 			err = reject(http.StatusBadRequest, ReasonMalformed, "malformed Arrow IPC stream: %v", p)
 		}
 	}()
-	br := bufio.NewReaderSize(r, 64<<10)
+	// The whole body is read first (it is bounded) so that prescan can
+	// check the message headers before arrow-go trusts them.
+	raw, rerr := io.ReadAll(io.LimitReader(r, lim.MaxBytes+1))
+	if rerr != nil {
+		return nil, readErr(rerr, 0)
+	}
+	if int64(len(raw)) > lim.MaxBytes {
+		return nil, reject(http.StatusRequestEntityTooLarge, ReasonTooLarge, "body larger than %d bytes", lim.MaxBytes)
+	}
+	if perr := prescan(raw, maxMetadata); perr != nil {
+		return nil, reject(http.StatusBadRequest, ReasonMalformed, "malformed Arrow IPC stream: %v", perr)
+	}
+	br := bufio.NewReader(bytes.NewReader(raw))
 	for n := 0; ; n++ {
 		if _, perr := br.Peek(1); perr == io.EOF {
 			if n == 0 {

@@ -46,6 +46,7 @@ const (
 	DefaultMaxBatches     = 1024
 	DefaultHandoffTimeout = time.Second
 	DefaultRetryAfter     = time.Second
+	DefaultMaxInFlight    = 8
 )
 
 // HandlerOptions configures a Handler. Token is required.
@@ -68,6 +69,9 @@ type HandlerOptions struct {
 	HandoffTimeout time.Duration
 	// RetryAfter is the Retry-After of a 503. Default 1 s.
 	RetryAfter time.Duration
+	// MaxInFlight bounds the requests decoded at once (each holds up to
+	// about 3×MaxBodyBytes); more get 503. Default 8.
+	MaxInFlight int
 	// Logger. Default: discard.
 	Logger *slog.Logger
 	// Registerer, if set, receives vigil_ingest_* metrics.
@@ -93,6 +97,8 @@ type Handler struct {
 	// handoff serialises the wait-for-room-then-send of requests, so that
 	// the room one request saw is not taken by another.
 	handoff sync.Mutex
+	// inFlight holds a token per request being decoded (bounded memory).
+	inFlight chan struct{}
 
 	requests, batches, rows atomic.Uint64
 	rejMu                   sync.Mutex // guards rejected
@@ -128,10 +134,13 @@ func NewHandler(out chan<- collector.Batch, opts HandlerOptions) (*Handler, erro
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = DefaultRetryAfter
 	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{out: out, opts: opts, rejected: map[string]uint64{},
+	h := &Handler{out: out, opts: opts, rejected: map[string]uint64{}, inFlight: make(chan struct{}, opts.MaxInFlight),
 		lim: Limits{MaxBytes: opts.MaxBodyBytes, MaxBatchRows: opts.MaxBatchRows, MaxColumns: opts.MaxColumns, MaxBatches: opts.MaxBatches}}
 	if opts.Registerer != nil {
 		if err := h.register(opts.Registerer); err != nil {
@@ -188,6 +197,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, reject(http.StatusRequestEntityTooLarge, ReasonTooLarge, "body of %d bytes, limit %d", r.ContentLength, h.opts.MaxBodyBytes))
 		return
 	}
+	select {
+	case h.inFlight <- struct{}{}:
+		defer func() { <-h.inFlight }()
+	default:
+		h.busy(w, r, "too many requests in flight")
+		return
+	}
 	body := http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes)
 	batches, err := Decode(body, collector.Kind(r.Header.Get(KindHeader)), h.lim)
 	if err != nil {
@@ -200,11 +216,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !h.handOver(batches) {
 		releaseAll(batches)
-		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(h.opts.RetryAfter/time.Second))))
-		h.fail(w, r, reject(http.StatusServiceUnavailable, ReasonQueueFull, "pipeline queue full; retry later"))
+		h.busy(w, r, "pipeline queue full")
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// busy answers 503 with Retry-After: the sender keeps its batches and retries.
+func (h *Handler) busy(w http.ResponseWriter, r *http.Request, why string) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(h.opts.RetryAfter/time.Second))))
+	h.fail(w, r, reject(http.StatusServiceUnavailable, ReasonQueueFull, "%s; retry later", why))
 }
 
 func (h *Handler) authorized(r *http.Request) bool {

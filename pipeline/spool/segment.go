@@ -172,7 +172,7 @@ func scanDir(dir string) ([]*segment, error) {
 			}
 			continue
 		}
-		if !strings.HasSuffix(name, segExt) {
+		if !strings.HasSuffix(name, segExt) { // LOCK, rejected/
 			continue
 		}
 		seq, err := strconv.ParseUint(strings.TrimSuffix(name, segExt), 10, 64)

@@ -22,6 +22,8 @@ package spool
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,8 +34,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"crypto/rand"
-	"encoding/hex"
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -51,12 +51,13 @@ var _ Inserter = (*store.Writer)(nil)
 
 // Defaults for Options.
 const (
-	DefaultMaxBytes     = 1 << 30
-	DefaultMaxRows      = 100_000
-	DefaultMaxDelay     = time.Second
-	DefaultRetryBackoff = 200 * time.Millisecond
-	DefaultMaxBackoff   = 5 * time.Second
-	DefaultCloseTimeout = 3 * time.Second
+	DefaultMaxBytes      = 1 << 30
+	DefaultMaxRows       = 100_000
+	DefaultMaxDelay      = time.Second
+	DefaultRetryBackoff  = 200 * time.Millisecond
+	DefaultMaxBackoff    = 5 * time.Second
+	DefaultCloseTimeout  = 3 * time.Second
+	DefaultInsertTimeout = 30 * time.Second
 )
 
 // Options configures a Writer. Dir is required; zero values mean defaults.
@@ -77,6 +78,9 @@ type Options struct {
 	// replaying the spool before it returns; what is left stays on disk
 	// for the next start. Default 3 s.
 	CloseTimeout time.Duration
+	// InsertTimeout bounds one insert, so that a ClickHouse that hangs
+	// instead of failing is retried too. Default 30 s.
+	InsertTimeout time.Duration
 	// TokenPrefix starts every new deduplication token. Default: random per
 	// Writer, so that a restarted vigil never reuses an earlier token.
 	TokenPrefix string
@@ -106,6 +110,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = DefaultCloseTimeout
+	}
+	if o.InsertTimeout <= 0 {
+		o.InsertTimeout = DefaultInsertTimeout
 	}
 	if o.TokenPrefix == "" {
 		var b [8]byte
@@ -150,6 +157,9 @@ type Stats struct {
 type Writer struct {
 	ins  Inserter
 	opts Options
+	// lock is the flock'd Dir/LOCK file, held from NewWriter to Close.
+	lockMu sync.Mutex // guards lock
+	lock   *os.File
 
 	// pending holds batches per kind not yet spooled, in arrival order;
 	// only Run's goroutine touches it (and seq).
@@ -177,9 +187,11 @@ type pendingKind struct {
 	oldest time.Time
 }
 
-// NewWriter opens (creating if needed) the spool in opts.Dir over ins and
-// lists the segments a previous run left; Run replays them before anything
-// new. It starts nothing.
+// NewWriter opens (creating if needed) the spool in opts.Dir over ins,
+// locks it (ErrLocked if another Writer has it) and lists the segments a
+// previous run left; Run replays them before anything new. It starts
+// nothing. Run releases the lock when it returns; Close releases it for a
+// Writer that never runs.
 func NewWriter(ins Inserter, opts Options) (*Writer, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("spool: no directory")
@@ -188,11 +200,16 @@ func NewWriter(ins Inserter, opts Options) (*Writer, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
+	lock, err := lockDir(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
 	segs, err := scanDir(opts.Dir)
 	if err != nil {
+		_ = lock.Close()
 		return nil, fmt.Errorf("spool: scan %s: %w", opts.Dir, err)
 	}
-	w := &Writer{ins: ins, opts: opts, pending: map[collector.Kind]*pendingKind{},
+	w := &Writer{ins: ins, opts: opts, lock: lock, pending: map[collector.Kind]*pendingKind{},
 		segs: segs, wake: make(chan struct{}, 1), dropped: map[string]uint64{}}
 	for _, s := range segs {
 		w.bytes += s.size
@@ -269,6 +286,7 @@ func (w *Writer) Stats() Stats {
 // Run never blocks on ClickHouse: inserts happen in a replay goroutine that
 // Run starts and waits for.
 func (w *Writer) Run(ctx context.Context, in <-chan collector.Batch) error {
+	defer w.Close()
 	replayCtx, cancelReplay := context.WithCancel(ctx)
 	defer cancelReplay()
 	closing := make(chan struct{})
@@ -305,6 +323,19 @@ func (w *Writer) Run(ctx context.Context, in <-chan collector.Batch) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// Close releases the spool directory's lock. It is safe to call more than
+// once; Run calls it when it returns. It does not stop Run.
+func (w *Writer) Close() error {
+	w.lockMu.Lock()
+	defer w.lockMu.Unlock()
+	if w.lock == nil {
+		return nil
+	}
+	err := w.lock.Close()
+	w.lock = nil
+	return err
 }
 
 // add takes ownership of b and spools the kind's pending rows when due.
@@ -482,6 +513,8 @@ func (w *Writer) insert(ctx context.Context, s *segment) error {
 		rows += int(r.NumRows())
 	}
 	s.rows = rows
+	ctx, cancel := context.WithTimeout(ctx, w.opts.InsertTimeout)
+	defer cancel()
 	if err := w.ins.InsertWithToken(ctx, kind, token, recs); err != nil {
 		return err
 	}
