@@ -2,6 +2,11 @@
 // from the kernel's ring buffer to Arrow batches under a real in-kernel
 // load, with kernel and user-space drops, the decoder's rate on its own and
 // the process's peak RSS. `vigil bench collector` calls Run.
+//
+// The load is either a system call per event (the priv probe reports each
+// call) or, with Options.Burst, a system call per Burst events written into
+// the priv probe's ring buffer by a bench-only BPF program (bpf/benchload),
+// which measures the collector beyond the rate one core can make calls at.
 package collect
 
 import (
@@ -20,6 +25,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	sysbpf "github.com/vigil-dev/vigil/bpf/sys"
@@ -30,9 +37,16 @@ import (
 type Options struct {
 	// Duration of the load [5s].
 	Duration time.Duration
-	// Workers are load threads, each making setresuid(-1,-1,-1) calls
-	// that the priv probe reports, one event per call [1].
+	// Workers are load threads, each making ptrace(PEEKDATA) calls on a
+	// pid that does not exist, which the priv probe reports, one event per
+	// call [1].
 	Workers int
+	// Burst, when above 0, switches the load to kernel-generated records:
+	// each worker calls getppid, and bpf/benchload writes Burst records in
+	// the priv probe's format into its ring buffer per call (at most
+	// maxBurst). This measures the collector's capacity, not the cost of a
+	// syscall per event. 0 is the syscall-per-event load.
+	Burst int
 	// Rate caps the load at this many events per second in total; 0 runs
 	// the load as fast as it goes.
 	Rate int
@@ -49,14 +63,23 @@ type Options struct {
 
 // Result is what a run measured. JSON field names are stable.
 type Result struct {
-	Probe           string  `json:"probe"`
-	Workers         int     `json:"workers"`
+	Probe   string `json:"probe"`
+	Workers int    `json:"workers"`
+	// Burst is Options.Burst: records per load syscall, 0 for the
+	// syscall-per-event load.
+	Burst           int     `json:"burst"`
 	DurationSeconds float64 `json:"duration_seconds"`
-	// Generated is the number of calls the load made: the events the
-	// kernel produced.
+	// Generated is the number of events the kernel produced: the calls
+	// the load made, or with Burst the records bpf/benchload submitted or
+	// failed to reserve, as it counted them.
 	Generated uint64 `json:"generated"`
 	// Events is the number of rows the collector delivered in batches.
-	Events       uint64  `json:"events"`
+	Events uint64 `json:"events"`
+	// OtherEvents are the rows of Events from other processes (priv calls
+	// made elsewhere during the run). Generated = Events - OtherEvents +
+	// KernelDrops + UserDrops exactly unless another process's rows were
+	// dropped too.
+	OtherEvents  uint64  `json:"other_events"`
 	EventsPerSec float64 `json:"events_per_sec"`
 	Batches      uint64  `json:"batches"`
 	KernelDrops  uint64  `json:"kernel_drops"`
@@ -99,7 +122,10 @@ func (o *Options) defaults() {
 // It needs root (it loads BPF programs).
 func Run(ctx context.Context, opts Options) (Result, error) {
 	opts.defaults()
-	res := Result{Probe: "priv", Workers: opts.Workers}
+	if opts.Burst < 0 || opts.Burst > maxBurst {
+		return Result{}, fmt.Errorf("bench collector: burst %d: want 0 to %d", opts.Burst, maxBurst)
+	}
+	res := Result{Probe: "priv", Workers: opts.Workers, Burst: opts.Burst}
 
 	var err error
 	if res.DecodePerSec, err = decodeRate(opts.DecodeRecords); err != nil {
@@ -118,17 +144,26 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return res, fmt.Errorf("bench collector: %w", err)
 	}
 	defer c.Close()
+	var burst *burstLoad
+	if opts.Burst > 0 {
+		if burst, err = openBurst(c, opts.Burst); err != nil {
+			return res, err
+		}
+		defer burst.Close() // before c.Close
+	}
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	out := make(chan collector.Batch, 64)
-	var rows, batches atomic.Uint64
+	var rows, other, batches atomic.Uint64
 	var wg sync.WaitGroup
+	self := uint32(os.Getpid())
 	wg.Go(func() {
 		for {
 			select {
 			case b := <-out:
 				rows.Add(uint64(b.Record.NumRows()))
+				other.Add(otherRows(b.Record, self))
 				batches.Add(1)
 				b.Record.Release()
 			case <-runCtx.Done():
@@ -143,6 +178,18 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	start := time.Now()
 	generated, loadCPU := load(ctx, opts)
 	res.DurationSeconds = time.Since(start).Seconds()
+	if burst != nil {
+		// The load has stopped: the counters are final.
+		submitted, failed, err := burst.counts()
+		if err != nil {
+			return res, err
+		}
+		if generated*uint64(opts.Burst) != submitted+failed {
+			opts.Logger.Warn("burst load: records counted differ from calls × burst",
+				"calls", generated, "burst", opts.Burst, "submitted", submitted, "failed", failed)
+		}
+		generated = submitted + failed
+	}
 
 	// Let the readers drain the ring, then stop.
 	deadline := time.Now().Add(2 * time.Second)
@@ -166,6 +213,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	s := c.Stats().Probes[0]
 	res.Generated = generated
 	res.Events = rows.Load()
+	res.OtherEvents = other.Load()
 	res.Batches = batches.Load()
 	res.KernelDrops = s.KernelDrops
 	res.UserDrops = s.UserDrops
@@ -178,14 +226,17 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	return res, nil
 }
 
-// load makes setresuid(-1, -1, -1) calls (no change, always allowed) on
-// Workers locked threads until Duration passes, paced to Rate if set, and
-// returns how many it made and the CPU time the load threads used.
+// load makes ptrace(PEEKDATA) calls on a pid that cannot exist (ESRCH), or
+// with Burst getppid calls, on Workers locked threads until Duration
+// passes, paced to Rate events per second if set, and returns how many
+// calls it made and the CPU time the load threads used (with Burst, that
+// includes writing the records, which runs in the calls).
 func load(ctx context.Context, opts Options) (uint64, time.Duration) {
 	var total, cpu atomic.Uint64
 	var wg sync.WaitGroup
 	end := time.Now().Add(opts.Duration)
-	perWorker := float64(opts.Rate) / float64(opts.Workers)
+	perCall := uint64(max(opts.Burst, 1)) // events per call
+	perWorker := float64(opts.Rate) / float64(opts.Workers) / float64(perCall)
 	for range opts.Workers {
 		wg.Go(func() {
 			runtime.LockOSThread()
@@ -207,8 +258,14 @@ func load(ctx context.Context, opts Options) (uint64, time.Duration) {
 						continue
 					}
 				}
-				for range chunk {
-					syscall.RawSyscall(syscall.SYS_PTRACE, syscall.PTRACE_PEEKDATA, 1<<22-1, 0)
+				if opts.Burst > 0 {
+					for range chunk {
+						syscall.RawSyscall(syscall.SYS_GETPPID, 0, 0, 0)
+					}
+				} else {
+					for range chunk {
+						syscall.RawSyscall(syscall.SYS_PTRACE, syscall.PTRACE_PEEKDATA, 1<<22-1, 0)
+					}
 				}
 				n += chunk
 			}
@@ -228,6 +285,25 @@ func rusage(who int) time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// otherRows counts the rows of a priv batch whose pid is not self.
+func otherRows(rec arrow.RecordBatch, self uint32) uint64 {
+	idx := rec.Schema().FieldIndices("pid")
+	if len(idx) != 1 {
+		return 0
+	}
+	pids, ok := rec.Column(idx[0]).(*array.Uint32)
+	if !ok {
+		return 0
+	}
+	var n uint64
+	for _, pid := range pids.Uint32Values() {
+		if pid != self {
+			n++
+		}
+	}
+	return n
 }
 
 // decodeRate times the priv decoder and Arrow builder on n records.
@@ -267,9 +343,9 @@ func peakRSS() uint64 {
 
 func printTable(w io.Writer, r Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "probe\tworkers\tseconds\tgenerated\tevents\tevents/s\tkernel drops\tuser drops\tcollector CPU s\tevents/CPU-s\tdecode/s\tpeak RSS MB\t\n")
-	fmt.Fprintf(tw, "%s\t%d\t%.1f\t%d\t%d\t%.0f\t%d\t%d\t%.2f\t%.0f\t%.0f\t%.0f\t\n", r.Probe, r.Workers, r.DurationSeconds,
-		r.Generated, r.Events, r.EventsPerSec, r.KernelDrops, r.UserDrops, r.CollectorCPUSeconds, r.EventsPerCPUSecond,
+	fmt.Fprintf(tw, "probe\tworkers\tburst\tseconds\tgenerated\tevents\tother\tevents/s\tkernel drops\tuser drops\tcollector CPU s\tevents/CPU-s\tdecode/s\tpeak RSS MB\t\n")
+	fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%d\t%d\t%d\t%.0f\t%d\t%d\t%.2f\t%.0f\t%.0f\t%.0f\t\n", r.Probe, r.Workers, r.Burst, r.DurationSeconds,
+		r.Generated, r.Events, r.OtherEvents, r.EventsPerSec, r.KernelDrops, r.UserDrops, r.CollectorCPUSeconds, r.EventsPerCPUSecond,
 		r.DecodePerSec, float64(r.PeakRSSBytes)/(1<<20))
 	tw.Flush()
 }

@@ -82,6 +82,7 @@ func newBenchCollectorCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&o.Duration, "duration", 5*time.Second, "length of the load")
 	cmd.Flags().IntVar(&o.Workers, "workers", 1, "load threads")
 	cmd.Flags().IntVar(&o.Rate, "rate", 0, "cap the load at this many events/s (0: as fast as it goes)")
+	cmd.Flags().IntVar(&o.Burst, "burst", 0, "records per load syscall, written by a bench-only BPF program into the priv probe's ring buffer (0: one priv syscall per event); measures the collector's capacity, not syscall cost")
 	return cmd
 }
 

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/url"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-dev/vigil/collector"
+	"github.com/vigil-dev/vigil/pipeline/ingest"
 )
 
 func newCollectCmd() *cobra.Command {
@@ -17,6 +20,7 @@ func newCollectCmd() *cobra.Command {
 		format   string
 		duration time.Duration
 		record   string
+		to       string
 	)
 	cmd := &cobra.Command{
 		Use:   "collect",
@@ -32,6 +36,17 @@ func newCollectCmd() *cobra.Command {
 			}
 			if format != "jsonl" && format != "arrow" {
 				return fmt.Errorf("--format %q: want jsonl or arrow", format)
+			}
+			if to != "" {
+				if u, err := url.Parse(to); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return fmt.Errorf("--to %q: want http(s)://host:port", to)
+				}
+				if cfg.Token == "" {
+					return fmt.Errorf("--to needs the pipeline's access token: pass --token or set VIGIL_TOKEN")
+				}
+				if record != "" || format != "jsonl" {
+					return fmt.Errorf("--to streams to a pipeline: it does not combine with --record or --format")
+				}
 			}
 			if duration < 0 {
 				return fmt.Errorf("--duration %v: must not be negative", duration)
@@ -55,6 +70,9 @@ func newCollectCmd() *cobra.Command {
 			batches := make(chan collector.Batch, 16)
 			runErr := make(chan error, 1)
 			go func() { runErr <- col.Run(ctx, batches); close(batches) }()
+			if to != "" {
+				return sendTo(ctx, to, cfg, log, batches, runErr)
+			}
 
 			// write sends a batch to stdout in the chosen format and, with
 			// --record, to the recording file.
@@ -108,7 +126,26 @@ func newCollectCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "jsonl", "output on stdout: jsonl (one JSON object per event) or arrow (Arrow IPC streams, as --record writes)")
+	cmd.Flags().StringVar(&to, "to", "", "stream the events to a pipeline (vigil up or vigil pipeline) at http(s)://host:port, with --token")
 	cmd.Flags().StringVar(&record, "record", "", "also record every batch to this file, for `vigil replay`")
 	cmd.Flags().DurationVar(&duration, "duration", 0, "stop after this long (default: until interrupted)")
 	return cmd
+}
+
+// sendTo streams batches to a remote pipeline until the collector stops,
+// then gives the sender up to 10 s to deliver what is queued. While the
+// pipeline is unreachable the sender stops reading, the collector's queue
+// fills, and the collector drops and counts: the kernel reader never waits.
+func sendTo(ctx context.Context, to string, cfg Config, log *slog.Logger, batches <-chan collector.Batch, runErr <-chan error) error {
+	s, err := ingest.NewSender(ingest.SenderOptions{URL: to, Token: cfg.Token, Logger: log.With("stage", "ingest")})
+	if err != nil {
+		return err
+	}
+	sendCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(10*time.Second, cancel) })
+	defer stop()
+	log.Info("streaming to pipeline", "url", to)
+	sendErr := s.Run(sendCtx, batches)
+	return errors.Join(<-runErr, sendErr)
 }

@@ -44,6 +44,14 @@ type Config struct {
 	ClickHouse ClickHouseConfig `koanf:"clickhouse"`
 	LLM        LLMConfig        `koanf:"llm"`
 	Models     ModelsConfig     `koanf:"models"`
+	Spool      SpoolConfig      `koanf:"spool"`
+}
+
+// SpoolConfig bounds the on-disk write-ahead spool in front of ClickHouse.
+type SpoolConfig struct {
+	// MaxBytes is the most the spool may hold while ClickHouse is slow or
+	// down; beyond it rows are dropped and counted per table.
+	MaxBytes int64 `koanf:"max_bytes"`
 }
 
 // ModelsConfig tunes the detection stage.
@@ -89,6 +97,7 @@ func defaultConfig() Config {
 			HTTPPort: 8123,
 		},
 		Models: ModelsConfig{Step: 10 * time.Second, Learning: time.Hour},
+		Spool:  SpoolConfig{MaxBytes: 1 << 30},
 		LLM: LLMConfig{
 			Model:     "gpt-4o-mini",
 			Timeout:   60 * time.Second,
@@ -101,49 +110,51 @@ func defaultConfig() Config {
 // than derived (VIGIL_DATA_DIR would be ambiguous between data.dir and
 // data_dir) and it is the list docs/configuration.md shows.
 var envKeys = map[string]string{
-	"VIGIL_CONFIG":         "", // read directly by loadConfig
-	"VIGIL_DATA_DIR":       "data_dir",
-	"VIGIL_LISTEN":         "listen",
-	"VIGIL_TOKEN":          "token",
-	"VIGIL_TLS_CERT":       "tls_cert",
-	"VIGIL_TLS_KEY":        "tls_key",
-	"VIGIL_HOST":           "host",
-	"VIGIL_LOG_LEVEL":      "log_level",
-	"VIGIL_PROBES":         "probes",
-	"VIGIL_CLICKHOUSE":     "clickhouse.dsn",
-	"VIGIL_CH_TCP_PORT":    "clickhouse.tcp_port",
-	"VIGIL_CH_HTTP_PORT":   "clickhouse.http_port",
-	"VIGIL_CHDB_LIB":       "clickhouse.lib",
-	"VIGIL_LLM_BASE_URL":   "llm.base_url",
-	"VIGIL_LLM_MODEL":      "llm.model",
-	"OPENAI_API_KEY":       "llm.api_key",
-	"VIGIL_LLM_API_KEY":    "llm.api_key",
-	"VIGIL_LLM_TIMEOUT":    "llm.timeout",
-	"VIGIL_LLM_MAX_TOKENS": "llm.max_tokens",
-	"VIGIL_MODEL_STEP":     "models.step",
-	"VIGIL_MODEL_LEARNING": "models.learning",
+	"VIGIL_CONFIG":          "", // read directly by loadConfig
+	"VIGIL_DATA_DIR":        "data_dir",
+	"VIGIL_LISTEN":          "listen",
+	"VIGIL_TOKEN":           "token",
+	"VIGIL_TLS_CERT":        "tls_cert",
+	"VIGIL_TLS_KEY":         "tls_key",
+	"VIGIL_HOST":            "host",
+	"VIGIL_LOG_LEVEL":       "log_level",
+	"VIGIL_PROBES":          "probes",
+	"VIGIL_CLICKHOUSE":      "clickhouse.dsn",
+	"VIGIL_CH_TCP_PORT":     "clickhouse.tcp_port",
+	"VIGIL_CH_HTTP_PORT":    "clickhouse.http_port",
+	"VIGIL_CHDB_LIB":        "clickhouse.lib",
+	"VIGIL_LLM_BASE_URL":    "llm.base_url",
+	"VIGIL_LLM_MODEL":       "llm.model",
+	"OPENAI_API_KEY":        "llm.api_key",
+	"VIGIL_LLM_API_KEY":     "llm.api_key",
+	"VIGIL_LLM_TIMEOUT":     "llm.timeout",
+	"VIGIL_LLM_MAX_TOKENS":  "llm.max_tokens",
+	"VIGIL_MODEL_STEP":      "models.step",
+	"VIGIL_MODEL_LEARNING":  "models.learning",
+	"VIGIL_SPOOL_MAX_BYTES": "spool.max_bytes",
 }
 
 // flagKeys maps the global flags to config keys.
 var flagKeys = map[string]string{
-	"data-dir":       "data_dir",
-	"listen":         "listen",
-	"token":          "token",
-	"tls-cert":       "tls_cert",
-	"tls-key":        "tls_key",
-	"host":           "host",
-	"log-level":      "log_level",
-	"probes":         "probes",
-	"clickhouse":     "clickhouse.dsn",
-	"ch-tcp-port":    "clickhouse.tcp_port",
-	"ch-http-port":   "clickhouse.http_port",
-	"ch-lib":         "clickhouse.lib",
-	"llm-base-url":   "llm.base_url",
-	"llm-model":      "llm.model",
-	"llm-timeout":    "llm.timeout",
-	"llm-max-tokens": "llm.max_tokens",
-	"model-step":     "models.step",
-	"model-learning": "models.learning",
+	"data-dir":        "data_dir",
+	"listen":          "listen",
+	"token":           "token",
+	"tls-cert":        "tls_cert",
+	"tls-key":         "tls_key",
+	"host":            "host",
+	"log-level":       "log_level",
+	"probes":          "probes",
+	"clickhouse":      "clickhouse.dsn",
+	"ch-tcp-port":     "clickhouse.tcp_port",
+	"ch-http-port":    "clickhouse.http_port",
+	"ch-lib":          "clickhouse.lib",
+	"llm-base-url":    "llm.base_url",
+	"llm-model":       "llm.model",
+	"llm-timeout":     "llm.timeout",
+	"llm-max-tokens":  "llm.max_tokens",
+	"model-step":      "models.step",
+	"model-learning":  "models.learning",
+	"spool-max-bytes": "spool.max_bytes",
 }
 
 // addConfigFlags declares the flags that map onto Config. Defaults are shown
@@ -170,6 +181,7 @@ func addConfigFlags(fs *pflag.FlagSet) {
 	fs.Int("llm-max-tokens", d.LLM.MaxTokens, "LLM token budget per request")
 	fs.Duration("model-step", d.Models.Step, "resolution of the series the models score")
 	fs.Duration("model-learning", d.Models.Learning, "how long new values are learned silently before novelty alerts")
+	fs.Int64("spool-max-bytes", d.Spool.MaxBytes, "most bytes the on-disk spool may hold while ClickHouse is slow or down")
 }
 
 // loadConfig merges defaults, file, environment and flags, rejecting unknown
@@ -322,6 +334,9 @@ func (c *Config) validate() error {
 	}
 	if c.Models.Learning < 0 {
 		bad("models.learning %v: must not be negative", c.Models.Learning)
+	}
+	if c.Spool.MaxBytes < 1<<20 {
+		bad("spool.max_bytes %d: want at least 1048576 (1 MiB)", c.Spool.MaxBytes)
 	}
 	if c.LLM.MaxTokens < 16 || c.LLM.MaxTokens > 1<<20 {
 		bad("llm.max_tokens: %d out of range (16-1048576)", c.LLM.MaxTokens)

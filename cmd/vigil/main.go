@@ -50,6 +50,7 @@ func newRootCmd() *cobra.Command {
 		newConfigCmd(),
 		newAskCmd(),
 		newReplayCmd(),
+		newPipelineCmd(),
 		newBenchCmd(),
 	)
 	return root

@@ -8,6 +8,7 @@ import (
 	"github.com/vigil-dev/vigil/collector"
 	"github.com/vigil-dev/vigil/pipeline"
 	"github.com/vigil-dev/vigil/pipeline/detect"
+	"github.com/vigil-dev/vigil/pipeline/spool"
 	"github.com/vigil-dev/vigil/pipeline/store"
 	"github.com/vigil-dev/vigil/query"
 	"github.com/vigil-dev/vigil/ui"
@@ -25,6 +26,7 @@ type platform struct {
 	detect    *detect.Detector
 	sink      *detect.Sink
 	writer    *store.Writer
+	spool     *spool.Writer
 
 	mu sync.Mutex
 	// rates remembers each probe's previous event count to turn counters
@@ -84,6 +86,13 @@ func (p *platform) Health(ctx context.Context) (ui.Health, error) {
 	h.HostRates[p.host] = total
 	if p.writer != nil {
 		h.Drops += p.writer.Stats().DroppedRows
+	}
+	if p.spool != nil {
+		ss := p.spool.Stats()
+		h.Drops += ss.AbortedRows
+		for _, n := range ss.DroppedRows {
+			h.Drops += n
+		}
 	}
 	for _, s := range p.pipeline.Stats() {
 		if s.Name == "clickhouse" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -39,4 +40,11 @@ func accessToken(cfg Config) (string, error) {
 		return "", fmt.Errorf("save access token: %w", err)
 	}
 	return tok, nil
+}
+
+// tokenMatches compares an Authorization header with the token in constant
+// time.
+func tokenMatches(header, token string) bool {
+	got, ok := strings.CutPrefix(header, "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/vigil-dev/vigil/pipeline/detect"
 	"github.com/vigil-dev/vigil/pipeline/engine"
 	"github.com/vigil-dev/vigil/pipeline/schema"
+	"github.com/vigil-dev/vigil/pipeline/spool"
 	"github.com/vigil-dev/vigil/pipeline/store"
 	"github.com/vigil-dev/vigil/query"
 	"github.com/vigil-dev/vigil/query/chread"
@@ -123,11 +125,15 @@ func runUp(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	defer sink.Close()
 	plat.detect, plat.sink = det, sink
 
-	writer := store.NewWriter(st.conn, store.Options{Logger: log.With("stage", "store")})
+	sp, writer, err := newStoreStage(cfg, log, st, reg)
+	if err != nil {
+		return err
+	}
+	defer sp.Close()
 	defer writer.Close()
-	plat.writer = writer
+	plat.writer, plat.spool = writer, sp
 	pipe := pipeline.New(pipeline.Options{Logger: log.With("stage", "pipeline"), DrainTimeout: 6 * time.Second},
-		pipeline.Stage{Name: "clickhouse", Consumer: writer, Queue: 256},
+		pipeline.Stage{Name: "clickhouse", Consumer: sp, Queue: 256},
 		pipeline.Stage{Name: "detect", Consumer: det, Queue: 256},
 		pipeline.Stage{Name: "live", Consumer: live, Queue: 64},
 	)
@@ -282,4 +288,22 @@ func redactDSN(dsn string) string {
 		return "<unparsable DSN>"
 	}
 	return u.Redacted()
+}
+
+// newStoreStage is the ClickHouse consumer: a write-ahead spool under the
+// data dir in front of the columnar writer, so nothing acknowledged is lost
+// when ClickHouse is slow, down, or when vigil itself is killed.
+func newStoreStage(cfg Config, log *slog.Logger, st *storeConn, reg prometheus.Registerer) (*spool.Writer, *store.Writer, error) {
+	writer := store.NewWriter(st.conn, store.Options{Logger: log.With("stage", "store")})
+	sp, err := spool.NewWriter(writer, spool.Options{
+		Dir:        filepath.Join(cfg.DataDir, "spool"),
+		MaxBytes:   cfg.Spool.MaxBytes,
+		Logger:     log.With("stage", "spool"),
+		Registerer: reg,
+	})
+	if err != nil {
+		writer.Close()
+		return nil, nil, fmt.Errorf("open spool (is another vigil using --data-dir %s?): %w", cfg.DataDir, err)
+	}
+	return sp, writer, nil
 }
