@@ -146,6 +146,9 @@ func sendTo(ctx context.Context, to string, cfg Config, log *slog.Logger, batche
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(10*time.Second, cancel) })
 	defer stop()
 	log.Info("streaming to pipeline", "url", to)
-	sendErr := s.Run(sendCtx, batches)
-	return errors.Join(<-runErr, sendErr)
+	if err := s.Run(sendCtx, batches); err != nil && !errors.Is(err, context.Canceled) {
+		// The caller's deferred Close stops the collector.
+		return err
+	}
+	return <-runErr
 }

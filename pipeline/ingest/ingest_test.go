@@ -238,8 +238,8 @@ func TestSenderRetries(t *testing.T) {
 	in = make(chan collector.Batch, 1)
 	in <- execBatch(t, 7)
 	close(in)
-	if err := bad.Run(context.Background(), in); err != nil {
-		t.Fatal(err)
+	if err := bad.Run(context.Background(), in); !errors.Is(err, ingest.ErrRefusedToken) {
+		t.Fatalf("wrong token: Run returned %v, want ErrRefusedToken", err)
 	}
 	if st := bad.Stats(); st.DroppedRows != 7 || st.Retries != 0 {
 		t.Errorf("wrong token: %+v", st)

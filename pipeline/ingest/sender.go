@@ -198,8 +198,12 @@ func (s *Sender) Run(ctx context.Context, in <-chan collector.Batch) error {
 	}
 }
 
+// ErrRefusedToken is returned by Run when the pipeline refuses the token.
+var ErrRefusedToken = errors.New("the pipeline refused the access token")
+
 // send POSTs one body until it is accepted, refused for good, or ctx ends.
-// Only ctx's error is returned: a refused body is counted and logged.
+// It returns ctx's error or ErrRefusedToken; a body refused for any other
+// reason is counted and logged, and sending goes on.
 func (s *Sender) send(ctx context.Context, body []byte, batches int, rows uint64) error {
 	backoff := s.opts.Backoff
 	for attempt := 0; ; attempt++ {
@@ -212,6 +216,10 @@ func (s *Sender) send(ctx context.Context, body []byte, batches int, rows uint64
 		case ctx.Err() != nil:
 			s.dropped.Add(rows)
 			return ctx.Err()
+		case err == nil && (status == http.StatusUnauthorized || status == http.StatusForbidden):
+			// Every later request would be refused too: stop, and say why.
+			s.dropped.Add(rows)
+			return fmt.Errorf("%w (%d %s): check the token (--token or VIGIL_TOKEN)", ErrRefusedToken, status, msg)
 		case err == nil && status/100 == 4 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests:
 			s.dropped.Add(rows)
 			s.opts.Logger.Error("ingest: pipeline refused batches", "status", status, "rows", rows, "msg", msg)
