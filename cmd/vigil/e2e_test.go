@@ -329,8 +329,10 @@ func TestUpStoresExecInClickHouseAndStopsClean(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), `vigil_probe_events_total{kind="exec",probe="exec"}`) {
-		t.Errorf("/metrics: status %d, no exec probe counter:\n%.1500s", resp.StatusCode, body)
+	for _, want := range []string{`vigil_probe_events_total{kind="exec",probe="exec"}`, "vigil_store_insert_seconds_bucket", "vigil_spool_bytes", "vigil_pipeline_queue_depth", "vigil_ui_clients", "vigil_anomalies_total"} {
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("/metrics: status %d, no %s:\n%.1500s", resp.StatusCode, want, body)
+		}
 	}
 
 	// An analyst's question, answered offline by a template, through the

@@ -38,15 +38,11 @@ var (
 	mLateRows      = prometheus.NewDesc("vigil_models_late_rows_total", "Rows that arrived after their step had closed.", nil, nil)
 	mSinkDropped   = prometheus.NewDesc("vigil_detect_sink_dropped_total", "Detections not written because the sink's queue was full.", nil, nil)
 	mSinkErrors    = prometheus.NewDesc("vigil_detect_sink_insert_errors_total", "Failed inserts of metrics, anomalies or incidents.", nil, nil)
-	mInserts       = prometheus.NewDesc("vigil_store_inserts_total", "INSERTs into ClickHouse that succeeded.", nil, nil)
-	mInsertRows    = prometheus.NewDesc("vigil_store_rows_total", "Rows inserted into ClickHouse.", nil, nil)
-	mInsertRetries = prometheus.NewDesc("vigil_store_retries_total", "INSERT attempts after a failure (same deduplication token).", nil, nil)
-	mInsertDropped = prometheus.NewDesc("vigil_store_dropped_rows_total", "Rows given up on after every retry.", nil, nil)
 	mSummaries     = prometheus.NewDesc("vigil_summaries_total", "Incident summaries written.", nil, nil)
 )
 
 func (m *platformMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mProbeEvents, mProbeKDrops, mProbeUDrops, mProbeDecErr, mProbeFailed, mStageRows, mStageDrops, mStageDepth, mStageCap, mLiveCoalesced, mPoints, mAnomalies, mIncidents, mLateRows, mSinkDropped, mSinkErrors, mSummaries, mInserts, mInsertRows, mInsertRetries, mInsertDropped} {
+	for _, d := range []*prometheus.Desc{mProbeEvents, mProbeKDrops, mProbeUDrops, mProbeDecErr, mProbeFailed, mStageRows, mStageDrops, mStageDepth, mStageCap, mLiveCoalesced, mPoints, mAnomalies, mIncidents, mLateRows, mSinkDropped, mSinkErrors, mSummaries} {
 		ch <- d
 	}
 }
@@ -86,13 +82,6 @@ func (m *platformMetrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(mSinkDropped, prometheus.CounterValue, float64(ss.Dropped))
 		ch <- prometheus.MustNewConstMetric(mSinkErrors, prometheus.CounterValue, float64(ss.InsertErrors))
 		ch <- prometheus.MustNewConstMetric(mSummaries, prometheus.CounterValue, float64(ss.Summaries))
-	}
-	if p.writer != nil {
-		ws := p.writer.Stats()
-		ch <- prometheus.MustNewConstMetric(mInserts, prometheus.CounterValue, float64(ws.Inserts))
-		ch <- prometheus.MustNewConstMetric(mInsertRows, prometheus.CounterValue, float64(ws.Rows))
-		ch <- prometheus.MustNewConstMetric(mInsertRetries, prometheus.CounterValue, float64(ws.Retries))
-		ch <- prometheus.MustNewConstMetric(mInsertDropped, prometheus.CounterValue, float64(ws.DroppedRows))
 	}
 	if p.live != nil {
 		ch <- prometheus.MustNewConstMetric(mLiveCoalesced, prometheus.CounterValue, float64(p.live.Coalesced()))

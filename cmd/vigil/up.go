@@ -294,7 +294,7 @@ func redactDSN(dsn string) string {
 // data dir in front of the columnar writer, so nothing acknowledged is lost
 // when ClickHouse is slow, down, or when vigil itself is killed.
 func newStoreStage(cfg Config, log *slog.Logger, st *storeConn, reg prometheus.Registerer) (*spool.Writer, *store.Writer, error) {
-	writer := store.NewWriter(st.conn, store.Options{Logger: log.With("stage", "store")})
+	writer := store.NewWriter(st.conn, store.Options{Logger: log.With("stage", "store"), Registerer: reg})
 	sp, err := spool.NewWriter(writer, spool.Options{
 		Dir:        filepath.Join(cfg.DataDir, "spool"),
 		MaxBytes:   cfg.Spool.MaxBytes,

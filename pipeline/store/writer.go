@@ -160,6 +160,8 @@ type Writer struct {
 
 	// The counters are atomic: Run's inserter goroutines update them.
 	inserts, rows, retries, dropped atomic.Uint64
+	// latency is safe for concurrent use; registered with Options.Registerer.
+	latency prometheus.Histogram
 }
 
 type pendingTable struct {
@@ -179,7 +181,12 @@ type job struct {
 
 // NewWriter returns a Writer on conn. It starts nothing.
 func NewWriter(conn driver.Conn, opts Options) *Writer {
-	w := &Writer{conn: conn, opts: opts.withDefaults(), pending: map[string]*pendingTable{}}
+	w := &Writer{conn: conn, opts: opts.withDefaults(), pending: map[string]*pendingTable{},
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vigil_store_insert_seconds",
+			Help:    "Time from preparing an INSERT to ClickHouse acknowledging it, successful inserts only.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		})}
 	if w.opts.Registerer != nil {
 		if err := w.register(w.opts.Registerer); err != nil {
 			w.opts.Logger.Warn("register store metrics", "err", err)
@@ -204,7 +211,7 @@ func (w *Writer) register(reg prometheus.Registerer) error {
 			return err
 		}
 	}
-	return nil
+	return reg.Register(w.latency)
 }
 
 // Stats returns the counters so far. It may be called from any goroutine.
@@ -439,6 +446,7 @@ func (w *Writer) run(ctx context.Context, j job) error {
 // taken from the Arrow schema, so that column order in the table never
 // matters and a missing column fails loudly.
 func (w *Writer) insert(ctx context.Context, table, token string, recs []arrow.RecordBatch) error {
+	start := time.Now()
 	schema := recs[0].Schema()
 	cols := make([]string, schema.NumFields())
 	for i, f := range schema.Fields() {
@@ -466,6 +474,7 @@ func (w *Writer) insert(ctx context.Context, table, token string, recs []arrow.R
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
+	w.latency.Observe(time.Since(start).Seconds())
 	return nil
 }
 
