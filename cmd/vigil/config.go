@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/vigil-dev/vigil/collector"
+	"github.com/vigil-dev/vigil/pipeline/schema"
 	goyaml "go.yaml.in/yaml/v3"
 )
 
@@ -45,6 +47,9 @@ type Config struct {
 	LLM        LLMConfig        `koanf:"llm"`
 	Models     ModelsConfig     `koanf:"models"`
 	Spool      SpoolConfig      `koanf:"spool"`
+	// Retention overrides how many days a table keeps its rows (0 keeps
+	// them forever); tables not named keep their defaults (docs/schema.md).
+	Retention map[string]int `koanf:"retention"`
 }
 
 // SpoolConfig bounds the on-disk write-ahead spool in front of ClickHouse.
@@ -334,6 +339,13 @@ func (c *Config) validate() error {
 	}
 	if c.Models.Learning < 0 {
 		bad("models.learning %v: must not be negative", c.Models.Learning)
+	}
+	for table, days := range c.Retention {
+		if _, ok := schema.DefaultTTLDays[table]; !ok {
+			bad("retention.%s: no such table with a TTL (tables: %s)", table, strings.Join(slices.Sorted(maps.Keys(schema.DefaultTTLDays)), ", "))
+		} else if days < 0 || days > 36500 {
+			bad("retention.%s: %d days out of range (0 keeps rows forever, at most 36500)", table, days)
+		}
 	}
 	if c.Spool.MaxBytes < 1<<20 {
 		bad("spool.max_bytes %d: want at least 1048576 (1 MiB)", c.Spool.MaxBytes)

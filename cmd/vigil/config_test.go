@@ -21,6 +21,9 @@ clickhouse:
   tcp_port: 9100
 llm:
   timeout: 30s
+retention:
+  exec_events: 30
+  anomalies: 0
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +47,9 @@ llm:
 			}
 			if c.ClickHouse.HTTPPort != 8123 {
 				t.Errorf("unset key lost its default: %d", c.ClickHouse.HTTPPort)
+			}
+			if c.Retention["exec_events"] != 30 || c.Retention["anomalies"] != 0 || len(c.Retention) != 2 {
+				t.Errorf("retention = %v", c.Retention)
 			}
 		}},
 		{"env over file", []string{"--config", file}, []string{"VIGIL_DATA_DIR=/from/env", "VIGIL_PROBES= exec , exec"}, func(t *testing.T, c Config) {
@@ -109,6 +115,8 @@ func TestConfigRejects(t *testing.T) {
 		{"bad log level", func() []string { return []string{"--log-level", "loud"} }, nil, "log_level"},
 		{"bad llm url", func() []string { return []string{"--llm-base-url", "ftp://x"} }, nil, "llm.base_url"},
 		{"unknown vigil env", func() []string { return nil }, []string{"VIGIL_LISTN=1"}, "VIGIL_LISTN"},
+		{"retention unknown table", func() []string { return []string{"--config", write("retention:\n  exec_event: 3\n")} }, nil, "retention.exec_event: no such table"},
+		{"retention negative", func() []string { return []string{"--config", write("retention:\n  exec_events: -1\n")} }, nil, "out of range"},
 		{"empty probes", func() []string { return []string{"--probes", ""} }, nil, "at least one"},
 	}
 	for _, c := range cases {

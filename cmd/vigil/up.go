@@ -217,7 +217,7 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*storeConn, e
 		st.Close()
 		return nil, fmt.Errorf("connect to clickhouse %s: %w", st.dsn, err)
 	}
-	if err := schema.Migrate(ctx, conn, schema.Options{Logger: log.With("stage", "schema")}); err != nil {
+	if err := schema.Migrate(ctx, conn, schema.Options{TTLDays: cfg.Retention, Logger: log.With("stage", "schema")}); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("migrate schema: %w", err)
 	}
