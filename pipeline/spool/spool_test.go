@@ -113,6 +113,9 @@ func TestOutageThenRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch.setDown(false)
+	// Close waits only as long as the replay needs; the bound is generous
+	// so a loaded machine does not fail the test.
+	opts.CloseTimeout = 10 * time.Second
 	w2, err := spool.NewWriter(ch, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +190,7 @@ func TestCorruptSegmentSetAside(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := &fakeCH{}
-	w, err := spool.NewWriter(ch, spool.Options{Dir: dir, CloseTimeout: time.Second})
+	w, err := spool.NewWriter(ch, spool.Options{Dir: dir, CloseTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
