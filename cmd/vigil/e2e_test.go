@@ -191,6 +191,13 @@ func (l *lockedBuffer) String() string {
 }
 
 func startUp(t *testing.T, extra ...string) *upProcess {
+	return startServer(t, "up", "dashboard: http", extra...)
+}
+
+// startServer runs `vigil <command>` (up or pipeline) on a temp data dir and
+// free ports, and waits for the line that says it is ready. The process is
+// killed when the test ends, and its output logged if the test failed.
+func startServer(t *testing.T, command, ready string, extra ...string) *upProcess {
 	t.Helper()
 	requireRoot(t)
 	bin := vigilBinary(t)
@@ -202,7 +209,7 @@ func startUp(t *testing.T, extra ...string) *upProcess {
 		token:    "e2e-token-0123456789abcdef",
 		out:      &lockedBuffer{},
 	}
-	args := append([]string{"up",
+	args := append([]string{command,
 		"--data-dir", u.dataDir,
 		"--ch-tcp-port", strconv.Itoa(u.tcpPort),
 		"--ch-http-port", strconv.Itoa(u.httpPort),
@@ -225,18 +232,17 @@ func startUp(t *testing.T, extra ...string) *upProcess {
 			<-u.exited
 		}
 		if t.Failed() {
-			t.Logf("vigil up output:\n%s", u.out.String())
+			t.Logf("vigil %s output:\n%s", command, u.out.String())
 		}
 	})
-	// Ready when the dashboard URL is printed.
 	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(u.out.String(), "dashboard: http") {
+	for !strings.Contains(u.out.String(), ready) {
 		if time.Now().After(deadline) {
-			t.Fatalf("vigil up did not print the dashboard URL within 90s:\n%s", u.out.String())
+			t.Fatalf("vigil %s did not print %q within 90s:\n%s", command, ready, u.out.String())
 		}
 		select {
 		case <-u.exited:
-			t.Fatalf("vigil up exited early (%v):\n%s", u.waitErr, u.out.String())
+			t.Fatalf("vigil %s exited early (%v):\n%s", command, u.waitErr, u.out.String())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

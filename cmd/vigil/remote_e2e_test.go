@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,33 +12,8 @@ import (
 // pipeline` with its embedded ClickHouse, and `vigil collect --to` streaming
 // real kernel events to it with the token. A wrong token is refused.
 func TestRemoteCollectorToPipeline(t *testing.T) {
-	requireRoot(t)
+	u := startServer(t, "pipeline", "ingest on")
 	bin := vigilBinary(t)
-	u := &upProcess{dataDir: t.TempDir(), httpPort: freePort(t), tcpPort: freePort(t), listen: fmt.Sprintf("127.0.0.1:%d", freePort(t)), token: "remote-token-0123456789abcdef", out: &lockedBuffer{}}
-	u.cmd = exec.Command(bin, "pipeline", "--data-dir", u.dataDir, "--listen", u.listen, "--token", u.token,
-		"--ch-tcp-port", strconv.Itoa(u.tcpPort), "--ch-http-port", strconv.Itoa(u.httpPort))
-	u.cmd.Stdout, u.cmd.Stderr = u.out, u.out
-	if err := u.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	u.exited = make(chan struct{})
-	go func() { u.waitErr = u.cmd.Wait(); close(u.exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-u.exited:
-		default:
-			_ = u.cmd.Process.Kill()
-			<-u.exited
-		}
-		if t.Failed() {
-			t.Logf("vigil pipeline output:\n%s", u.out.String())
-		}
-	})
-	for deadline := time.Now().Add(90 * time.Second); !strings.Contains(u.out.String(), "ingest on"); time.Sleep(200 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("vigil pipeline not ready:\n%s", u.out.String())
-		}
-	}
 
 	// A wrong token: the sender is refused (401 is not retried) and says so.
 	bad := exec.Command(bin, "collect", "--probes", "exec", "--duration", "20s", "--to", "http://"+u.listen, "--token", "wrong-token-0123456789abcdef")
