@@ -16,6 +16,7 @@ import (
 	"github.com/vigil-dev/vigil/pipeline"
 	"github.com/vigil-dev/vigil/pipeline/ingest"
 	"github.com/vigil-dev/vigil/query/chread"
+	"github.com/vigil-dev/vigil/query/llm"
 )
 
 func newPipelineCmd() *cobra.Command {
@@ -63,7 +64,11 @@ func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, cmd *cobra.C
 	}
 	defer sp.Close()
 	defer writer.Close()
-	det, sink := newDetection(cfg, log, st, chread.NewClickHouse(ro, chread.Limits{}), nil)
+	llmOpts := llmOptions(cfg, log)
+	if llmOpts.Metrics, err = llm.NewMetrics(reg); err != nil {
+		return fmt.Errorf("register LLM metrics: %w", err)
+	}
+	det, sink := newDetection(cfg, log, llmOpts, st, chread.NewClickHouse(ro, chread.Limits{}), nil)
 	defer sink.Close()
 
 	// The handler is the only sender on batches (it is closed after the

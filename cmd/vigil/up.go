@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-dev/vigil/query"
 	"github.com/vigil-dev/vigil/query/chread"
 	"github.com/vigil-dev/vigil/query/incidents"
+	"github.com/vigil-dev/vigil/query/llm"
 	"github.com/vigil-dev/vigil/query/summary"
 	"github.com/vigil-dev/vigil/ui"
 )
@@ -87,14 +88,20 @@ func runUp(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	defer ro.Close()
+	reg := newRegistry(plat)
+	llmMetrics, err := llm.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("register LLM metrics: %w", err)
+	}
+	llmOpts := llmOptions(cfg, log)
+	llmOpts.Metrics = llmMetrics
 	roRunner := chread.NewClickHouse(ro, chread.Limits{})
 	src := incidents.New(roRunner, incidents.Options{})
 	asker := query.NewAsker(query.Options{
-		LLM:    llmOptions(cfg, log),
+		LLM:    llmOpts,
 		Runner: roRunner,
 		Logger: log.With("stage", "ask"),
 	})
-	reg := newRegistry(plat)
 	srv, err := ui.New(ui.Options{
 		Registerer: reg,
 		Metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
@@ -118,7 +125,7 @@ func runUp(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 
 	plat.collector = col
 
-	det, sink := newDetection(cfg, log, st, roRunner, srv.Hub())
+	det, sink := newDetection(cfg, log, llmOpts, st, roRunner, srv.Hub())
 	// Deferred after srv.Close: runs before it, once the pipeline has
 	// returned, so queued detections and summaries reach ClickHouse and
 	// the hub first.
@@ -263,11 +270,11 @@ func llmHealth(cfg Config) ui.ComponentHealth {
 // newDetection builds the models stage and the sink it reports to: anomalies,
 // incidents and metrics into ClickHouse, live updates to the hub, summaries
 // (LLM or offline) read through the read-only runner.
-func newDetection(cfg Config, log *slog.Logger, st *storeConn, ro chread.Runner, pub detect.Publisher) (*detect.Detector, *detect.Sink) {
+func newDetection(cfg Config, log *slog.Logger, llmOpts llm.Options, st *storeConn, ro chread.Runner, pub detect.Publisher) (*detect.Detector, *detect.Sink) {
 	sink := detect.NewSink(detect.SinkOptions{
 		Conn:       st.conn,
 		Publisher:  pub,
-		Summarizer: summary.New(summary.Options{LLM: llmOptions(cfg, log), Logger: log.With("stage", "summary")}),
+		Summarizer: summary.New(summary.Options{LLM: llmOpts, Logger: log.With("stage", "summary")}),
 		Reader:     ro,
 		Logger:     log.With("stage", "detect"),
 	})

@@ -71,6 +71,8 @@ type Options struct {
 	MaxBackoff time.Duration
 	// HTTPClient replaces the default client (proxies, tests).
 	HTTPClient *http.Client
+	// Metrics, if set, counts requests, latency and tokens (NewMetrics).
+	Metrics *Metrics
 	// Logger records retries. Default: discard.
 	Logger *slog.Logger
 }
@@ -184,12 +186,14 @@ func (c *Client) Chat(ctx context.Context, msgs []Message, tools []Tool) (Reply,
 	req := c.request(msgs, tools)
 	var reply Reply
 	err := c.retry(ctx, func(ctx context.Context) (bool, error) {
+		start := time.Now()
 		resp, err := c.c.CreateChatCompletion(ctx, req)
+		if err == nil && len(resp.Choices) == 0 {
+			err = ErrEmptyReply
+		}
+		c.opts.Metrics.observe("chat", start, Usage{resp.Usage.PromptTokens, resp.Usage.CompletionTokens}, err)
 		if err != nil {
 			return false, err
-		}
-		if len(resp.Choices) == 0 {
-			return false, ErrEmptyReply
 		}
 		ch := resp.Choices[0]
 		reply = Reply{
@@ -212,7 +216,9 @@ func (c *Client) Stream(ctx context.Context, msgs []Message, onToken func(string
 	req.Stream = true
 	req.StreamOptions = &openai.StreamOptions{IncludeUsage: true}
 	var reply Reply
-	err := c.retry(ctx, func(ctx context.Context) (bool, error) {
+	err := c.retry(ctx, func(ctx context.Context) (committed bool, err error) {
+		start := time.Now()
+		defer func() { c.opts.Metrics.observe("stream", start, reply.Usage, err) }()
 		s, err := c.c.CreateChatCompletionStream(ctx, req)
 		if err != nil {
 			return false, err
