@@ -143,6 +143,9 @@ type Collector struct {
 	probes  []*probe          // opened probes; immutable after New
 	failed  []error           // probes that could not be opened, one-line errors
 	readers []*ringbuf.Reader // parallel to probes; nil for harvested probes
+	// ringMu orders Stats' reads of the rings' positions before Close
+	// unmaps them (held for writing only while Close closes the readers).
+	ringMu sync.RWMutex
 
 	queue   chan Batch    // bounded hand-off from readers to Run's caller
 	done    chan struct{} // closed by Close to stop Run
@@ -416,11 +419,13 @@ func (c *Collector) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.done)
 		var errs []error
+		c.ringMu.Lock()
 		for _, rd := range c.readers {
 			if rd != nil {
 				errs = append(errs, rd.Close()) // unblocks ReadInto
 			}
 		}
+		c.ringMu.Unlock()
 		c.wg.Wait() // no goroutine touches the maps past this point
 		for _, p := range c.probes {
 			p.readKernelDrops() // keep the final count for Stats
@@ -451,6 +456,10 @@ type ProbeStats struct {
 	KernelDrops  uint64 `json:"kernel_drops"`
 	UserDrops    uint64 `json:"user_drops"`
 	DecodeErrors uint64 `json:"decode_errors"`
+	// RingUsedBytes is what waits in the probe's ring buffer now, of
+	// RingSizeBytes; both 0 for harvested probes and after Close.
+	RingUsedBytes uint64 `json:"ring_used_bytes"`
+	RingSizeBytes uint64 `json:"ring_size_bytes"`
 }
 
 // Stats is a snapshot of every loaded probe's counters plus the probes
@@ -464,25 +473,33 @@ type Stats struct {
 // Close (it then reports the final counts).
 func (c *Collector) Stats() Stats {
 	var s Stats
+	// The rings are read under ringMu, and closed is decided under it:
+	// Close closes done before it takes ringMu to unmap them.
+	c.ringMu.RLock()
+	defer c.ringMu.RUnlock()
 	closed := false
 	select {
 	case <-c.done:
 		closed = true
 	default:
 	}
-	for _, p := range c.probes {
+	for i, p := range c.probes {
 		kd := p.kernelDrops.Load()
 		if !closed {
 			kd = p.readKernelDrops()
 		}
-		s.Probes = append(s.Probes, ProbeStats{
+		ps := ProbeStats{
 			Probe:        p.name,
 			Kind:         p.kind,
 			Events:       p.events.Load(),
 			KernelDrops:  kd,
 			UserDrops:    p.userDrops.Load(),
 			DecodeErrors: p.decodeErrs.Load(),
-		})
+		}
+		if rd := c.readers[i]; rd != nil && !closed {
+			ps.RingUsedBytes, ps.RingSizeBytes = uint64(rd.AvailableBytes()), uint64(rd.BufferSize())
+		}
+		s.Probes = append(s.Probes, ps)
 	}
 	for _, err := range c.failed {
 		s.Failed = append(s.Failed, err.Error())

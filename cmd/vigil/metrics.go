@@ -26,6 +26,8 @@ var (
 	mProbeKDrops   = prometheus.NewDesc("vigil_probe_kernel_drops_total", "Records a probe could not reserve ring buffer space for.", []string{"probe", "kind"}, nil)
 	mProbeUDrops   = prometheus.NewDesc("vigil_probe_user_drops_total", "Rows decoded but dropped because the pipeline was behind.", []string{"probe", "kind"}, nil)
 	mProbeDecErr   = prometheus.NewDesc("vigil_probe_decode_errors_total", "Records that failed to decode.", []string{"probe", "kind"}, nil)
+	mRingUsed      = prometheus.NewDesc("vigil_probe_ring_used_bytes", "Bytes waiting in a probe's ring buffer.", []string{"probe", "kind"}, nil)
+	mRingSize      = prometheus.NewDesc("vigil_probe_ring_size_bytes", "Size of a probe's ring buffer.", []string{"probe", "kind"}, nil)
 	mProbeFailed   = prometheus.NewDesc("vigil_probe_failed", "1 for each requested probe that failed to load.", []string{"probe"}, nil)
 	mStageRows     = prometheus.NewDesc("vigil_pipeline_rows_total", "Rows queued for a pipeline stage.", []string{"stage"}, nil)
 	mStageDrops    = prometheus.NewDesc("vigil_pipeline_dropped_rows_total", "Rows a stage lost because its queue was full.", []string{"stage"}, nil)
@@ -42,7 +44,7 @@ var (
 )
 
 func (m *platformMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mProbeEvents, mProbeKDrops, mProbeUDrops, mProbeDecErr, mProbeFailed, mStageRows, mStageDrops, mStageDepth, mStageCap, mLiveCoalesced, mPoints, mAnomalies, mIncidents, mLateRows, mSinkDropped, mSinkErrors, mSummaries} {
+	for _, d := range []*prometheus.Desc{mProbeEvents, mProbeKDrops, mProbeUDrops, mProbeDecErr, mRingUsed, mRingSize, mProbeFailed, mStageRows, mStageDrops, mStageDepth, mStageCap, mLiveCoalesced, mPoints, mAnomalies, mIncidents, mLateRows, mSinkDropped, mSinkErrors, mSummaries} {
 		ch <- d
 	}
 }
@@ -57,6 +59,10 @@ func (m *platformMetrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(mProbeKDrops, prometheus.CounterValue, float64(ps.KernelDrops), ps.Probe, k)
 			ch <- prometheus.MustNewConstMetric(mProbeUDrops, prometheus.CounterValue, float64(ps.UserDrops), ps.Probe, k)
 			ch <- prometheus.MustNewConstMetric(mProbeDecErr, prometheus.CounterValue, float64(ps.DecodeErrors), ps.Probe, k)
+			if ps.RingSizeBytes > 0 {
+				ch <- prometheus.MustNewConstMetric(mRingUsed, prometheus.GaugeValue, float64(ps.RingUsedBytes), ps.Probe, k)
+				ch <- prometheus.MustNewConstMetric(mRingSize, prometheus.GaugeValue, float64(ps.RingSizeBytes), ps.Probe, k)
+			}
 		}
 		for _, f := range st.Failed {
 			ch <- prometheus.MustNewConstMetric(mProbeFailed, prometheus.GaugeValue, 1, f)

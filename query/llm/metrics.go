@@ -23,6 +23,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.1, 2, 10)}, []string{"kind"}),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_llm_tokens_total", Help: "Tokens the endpoint reported, by direction."}, []string{"direction"}),
 	}
+	// Every series exists from the start, at zero, so dashboards and
+	// alerts see "no requests" rather than "no data".
+	for _, kind := range []string{"chat", "stream"} {
+		for _, result := range []string{"ok", "error"} {
+			m.requests.WithLabelValues(kind, result)
+		}
+	}
+	m.tokens.WithLabelValues("prompt")
+	m.tokens.WithLabelValues("completion")
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.tokens} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
