@@ -89,6 +89,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		scores := Detect(s, opts.Detector)
 		res.Elapsed += time.Since(start)
 		res.Files++
+		log.Info("nab: scored", "file", rel, "points", len(scores), "done", res.Files, "of", len(files))
 		res.Points += len(scores)
 		if opts.OutDir != "" {
 			if err := writeScores(filepath.Join(opts.OutDir, filepath.FromSlash(rel)), s, scores); err != nil {
@@ -108,7 +109,6 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		}
 		cat := filepath.Dir(filepath.FromSlash(rel))
 		catFiles[cat] = append(catFiles[cat], corpus.Files[len(corpus.Files)-1])
-		log.Debug("scored file", "file", rel, "points", len(scores))
 	}
 	if labels != nil {
 		res.Categories = map[string][]ProfileScore{}
