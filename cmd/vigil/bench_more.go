@@ -11,12 +11,52 @@ import (
 	"github.com/vigil-dev/vigil/bench/collect"
 	"github.com/vigil-dev/vigil/bench/e2e"
 	"github.com/vigil-dev/vigil/bench/overhead"
+	"github.com/vigil-dev/vigil/bench/scenarios"
 	"github.com/vigil-dev/vigil/bench/store"
 )
 
 // extraBenchCmds are the bench subcommands over the kernel and the store.
 func extraBenchCmds() []*cobra.Command {
-	return []*cobra.Command{newBenchCollectorCmd(), newBenchOverheadCmd(), newBenchStoreCmd(), newBenchE2ECmd()}
+	return []*cobra.Command{newBenchCollectorCmd(), newBenchOverheadCmd(), newBenchStoreCmd(), newBenchE2ECmd(), newBenchScenariosCmd()}
+}
+
+func newBenchScenariosCmd() *cobra.Command {
+	var o scenarios.Options
+	cmd := &cobra.Command{
+		Use:   "scenarios",
+		Short: "Run real attacks and faults on this host under vigil up, with a busy-server baseline, and report what was detected",
+		Long: `Starts this binary's vigil up (temporary data dir, free ports), runs the baseline workload as a
+warm-up, then each scenario (all bounded in time, touching only loopback or namespaces they create),
+and reports for each: detected or not, time to detection, whether the incident names the right
+entity, and its summary. Then runs the baseline alone and counts the incidents it raises.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, log, err := setup(cmd)
+			if err != nil {
+				return err
+			}
+			if o.Baseline <= 0 || o.Quiet < 0 || o.Wait <= 0 {
+				return fmt.Errorf("--baseline and --wait must be positive, --quiet not negative")
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find this binary: %w", err)
+			}
+			o.Binary, o.Out, o.Logger = exe, cmd.OutOrStdout(), log
+			started := time.Now()
+			res, err := scenarios.Run(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			out, _ := cmd.Flags().GetString("out")
+			return writeReport(out, "scenarios", started, res)
+		},
+	}
+	cmd.Flags().StringSliceVar(&o.Only, "only", nil, "scenario names to run (default: all)")
+	cmd.Flags().DurationVar(&o.Baseline, "baseline", time.Minute, "warm-up with the baseline workload alone")
+	cmd.Flags().DurationVar(&o.Quiet, "quiet", 10*time.Minute, "baseline alone after the scenarios, counting false positives")
+	cmd.Flags().DurationVar(&o.Wait, "wait", 30*time.Second, "how long to wait for each detection")
+	return cmd
 }
 
 func newBenchE2ECmd() *cobra.Command {
