@@ -49,6 +49,8 @@ bench: setup-run build
 	./bin/vigil bench overhead --out bench/results
 	./bin/vigil bench store --out bench/results
 	./bin/vigil bench models --out bench/results
+	./bin/vigil bench e2e --rate 100000 --duration 10s --out bench/results
+	./bin/vigil bench scenarios --baseline 1m --quiet 10m --out bench/results
 	./bin/vigil bench nab --data $(NAB)/data --labels $(NAB)/labels/combined_windows.json --out bench/results/nab
 
 clean:
