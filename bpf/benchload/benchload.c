@@ -15,19 +15,10 @@
  * submitted and how many it could not reserve, so that a run accounts for
  * every record: submitted + failed = received + kernel drops + user drops. */
 #include "vigil.h"
+#include "priv_event.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
-#define NR_ptrace 101
-#define NR_setuid 105
-#define NR_setgid 106
-#define NR_setreuid 113
-#define NR_setregid 114
-#define NR_setresuid 117
-#define NR_setresgid 119
-#define NR_setfsuid 122
-#define NR_setfsgid 123
-#define NR_capset 126
 
 #define MAX_BURST 65536
 
@@ -38,25 +29,9 @@ volatile const u32 burst = 1;
 /* The priv probe's slot in drops. */
 volatile const u32 drop_slot = 1;
 
-/* Must stay the priv probe's struct priv_event (bpf/sys/sys.c) field for
- * field: the collector decodes these records as priv rows. TestLayout in
- * this package compares the generated Go types of both. */
-struct priv_event {
-	u64 boot_ns;
-	u64 cgroup_id;
-	u64 args[3];
-	u32 pid;
-	u32 tid;
-	u32 nr;
-	s32 ret;
-	u32 uid_before;
-	u32 euid_before;
-	u32 uid_after;
-	u32 euid_after;
-	u32 cap_effective[2];
-	u8 comm[TASK_COMM_LEN];
-};
-
+/* struct priv_event comes from priv_event.h, shared with bpf/sys: the
+ * collector decodes these records as priv rows. TestLayout in this package
+ * still compares the generated Go types of both. */
 const struct priv_event *unused_priv_event __attribute__((unused));
 
 /* Replaced by the priv probe's maps at load: sizes and types must match. */

@@ -24,20 +24,11 @@
  * attached, and sys_exit on raw_syscalls/sys_exit does the exits: the
  * fallback. x86-64 syscall numbers. */
 #include "vigil.h"
+#include "priv_event.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
 #define NR_open 2
-#define NR_ptrace 101
-#define NR_setuid 105
-#define NR_setgid 106
-#define NR_setreuid 113
-#define NR_setregid 114
-#define NR_setresuid 117
-#define NR_setresgid 119
-#define NR_setfsuid 122
-#define NR_setfsgid 123
-#define NR_capset 126
 #define NR_openat 257
 #define NR_openat2 437
 
@@ -96,22 +87,6 @@ struct file_event {
 	s32 ret;      /* fd, or -errno */
 	u8 comm[TASK_COMM_LEN];
 	u8 path[PATH_SIZE];
-};
-
-struct priv_event {
-	u64 boot_ns;
-	u64 cgroup_id;
-	u64 args[3];
-	u32 pid;
-	u32 tid;
-	u32 nr;
-	s32 ret;         /* 0 or -errno (ptrace: the call's return value) */
-	u32 uid_before;
-	u32 euid_before;
-	u32 uid_after;
-	u32 euid_after;
-	u32 cap_effective[2]; /* capset: requested effective set */
-	u8 comm[TASK_COMM_LEN];
 };
 
 VIGIL_RINGBUF(file_events, 1 << 22);
