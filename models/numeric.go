@@ -55,9 +55,9 @@ type DetectorOptions struct {
 // included: there is no per-series tuning.
 func DefaultDetectorOptions() DetectorOptions {
 	return DetectorOptions{
-		Warmup:       150,
-		AlertScore:   0.45,
-		Hold:         400,
+		Warmup:       100,
+		AlertScore:   0.34,
+		Hold:         150,
 		HoldDamp:     0.3,
 		TailQuantile: 0.98,
 		MaxSurprise:  20,
@@ -131,13 +131,21 @@ const (
 	seasonGate = 0.9
 
 	// A value beyond the series' decayed record high or low (by a margin)
-	// adds
-	// extremeBonus nats of evidence: a large deviation that is also a new
-	// extreme is rarer than either. Records relax towards the long-term
-	// level over about extremeHorizon points.
-	extremeBonus   = 1.5
-	extremeHorizon = 10000
+	// adds extremeBonus nats of evidence: a large deviation that is also a
+	// new extreme is much rarer than either, and most real incidents take
+	// a series somewhere it has not been for a long time, while noise
+	// mostly stays inside the range it has already shown. Records relax
+	// towards the long-term level over about extremeHorizon points, so a
+	// level the series left long ago becomes new again.
+	extremeBonus   = 5
+	extremeHorizon = 30000
 	extremeMargin  = 0.01 // of the recorded range, so a repeat of the record is not a new one
+
+	// spikeWeight discounts the one-step (spike) surprise against the
+	// shift and variance ones: single-point deviations that are not new
+	// extremes are mostly noise, and they outnumber every other cause of
+	// false alarms.
+	spikeWeight = 0.9
 
 	seasonBuckets = 144 // ten-minute buckets over a day
 )
@@ -224,7 +232,7 @@ func (v *view) look(x float64) look {
 
 // surprise returns the view's largest surprise and its cause.
 func (v *view) surprise(l *look, p *params) (float64, Cause) {
-	best, cause := v.Tail[0].surprise(l.z[0], p), CauseSpike
+	best, cause := spikeWeight*v.Tail[0].surprise(l.z[0], p), CauseSpike
 	if x := v.Tail[1].surprise(l.z[1], p); x > best {
 		best, cause = x, CauseShift
 	}

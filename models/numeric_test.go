@@ -195,3 +195,86 @@ func BenchmarkBankUpdate(b *testing.B) {
 		bank.Update(keys[i%len(keys)], t0.Add(time.Duration(i/len(keys))*time.Minute), vals[i&(1<<16-1)])
 	}
 }
+
+// TestDetectorAlertCounts pins how many alerts typical shapes raise: one
+// event is one alert, and patterns the detector can learn stay quiet.
+func TestDetectorAlertCounts(t *testing.T) {
+	const step = 5 * time.Minute
+	tests := []struct {
+		name     string
+		n        int
+		value    func(i int, r *rand.Rand) float64
+		from, to int // alerts are counted in [from, to)
+		min, max int
+	}{
+		{"level shift alerts once", 4000, func(i int, r *rand.Rand) float64 {
+			if i >= 3000 {
+				return 112 + r.NormFloat64()
+			}
+			return 100 + r.NormFloat64()
+		}, 3000, 4000, 1, 1},
+		{"level shift alerts at once", 4000, func(i int, r *rand.Rand) float64 {
+			if i >= 3000 {
+				return 112 + r.NormFloat64()
+			}
+			return 100 + r.NormFloat64()
+		}, 3000, 3005, 1, 1},
+		{"spike alerts once", 4000, func(i int, r *rand.Rand) float64 {
+			if i == 3000 {
+				return 130
+			}
+			return 100 + r.NormFloat64()
+		}, 3000, 4000, 1, 1},
+		{"daily pattern stays quiet", 288 * 14, func(i int, r *rand.Rand) float64 {
+			return 50 + 30*math.Sin(2*math.Pi*float64(i)/288) + 0.5*r.NormFloat64()
+		}, 288 * 3, 288 * 14, 0, 0},
+		{"daily square wave stays quiet", 288 * 14, func(i int, _ *rand.Rand) float64 {
+			if i%288 < 100 {
+				return 80
+			}
+			return 20
+		}, 288 * 3, 288 * 14, 0, 0},
+		{"flat line stays quiet", 4000, func(int, *rand.Rand) float64 { return 7 }, 0, 4000, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(7, 8))
+			d := NewDetector(DetectorOptions{})
+			alerts := 0
+			for i := range tt.n {
+				s := d.Update(t0.Add(time.Duration(i)*step), tt.value(i, r))
+				if s.Alert && i >= tt.from && i < tt.to {
+					alerts++
+				}
+			}
+			if alerts < tt.min || alerts > tt.max {
+				t.Errorf("%d alerts in [%d, %d), want %d..%d", alerts, tt.from, tt.to, tt.min, tt.max)
+			}
+		})
+	}
+}
+
+// TestDetectorNewExtreme checks that a deviation that takes the series
+// beyond anything it has shown scores higher than the same deviation
+// inside its known range.
+func TestDetectorNewExtreme(t *testing.T) {
+	run := func(excursion float64) Score {
+		r := rand.New(rand.NewPCG(9, 10))
+		d := NewDetector(DetectorOptions{})
+		for i := range 3000 {
+			v := 100 + r.NormFloat64()
+			if i == 500 {
+				v = 100 + excursion // an earlier excursion sets the record
+			}
+			d.Update(t0.Add(time.Duration(i)*time.Minute), v)
+		}
+		return d.Update(t0.Add(3000*time.Minute), 106)
+	}
+	inside, beyond := run(20), run(0)
+	if inside.Extreme || !beyond.Extreme {
+		t.Fatalf("Extreme: inside %v beyond %v, want false, true", inside.Extreme, beyond.Extreme)
+	}
+	if beyond.Raw <= inside.Raw {
+		t.Errorf("new extreme scored %.3f, same deviation inside the range %.3f", beyond.Raw, inside.Raw)
+	}
+}

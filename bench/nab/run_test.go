@@ -30,7 +30,7 @@ var splitFloors = []struct {
 	opts  models.DetectorOptions
 	floor float64
 }{
-	{"default", models.DetectorOptions{}, 49}, // measured 49.67
+	{"default", models.DetectorOptions{}, 63}, // measured 64.08
 }
 
 func TestNABSplitScore(t *testing.T) {

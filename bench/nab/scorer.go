@@ -318,3 +318,59 @@ func perfect(files []*File, p Profile) float64 {
 	}
 	return raw(pf, p, 1)
 }
+
+// FileDetail is one file's share of a profile's raw score at a threshold:
+// what its windows earned and what its false positives cost.
+type FileDetail struct {
+	Name     string
+	Windows  int       // scored windows
+	Found    int       // windows with a detection
+	Earned   []float64 // per window: the best detection's reward, or -FN
+	FPs      int       // detections outside every window
+	FPCost   float64   // their total (negative) cost
+	Raw      float64   // Earned + FPCost
+	Detected int       // detections in all (rows at or above the threshold)
+}
+
+// Details breaks the raw score of profile p at threshold thr down per file,
+// to see where points are lost.
+func (c *Corpus) Details(p Profile, thr float64) []FileDetail {
+	out := make([]FileDetail, 0, len(c.Files))
+	for _, f := range c.Files {
+		d := FileDetail{Name: f.Name, Windows: f.windows}
+		best := map[int]float64{}
+		order := []int{}
+		for _, pt := range f.points {
+			if pt.window == probation {
+				continue
+			}
+			if pt.score >= thr {
+				d.Detected++
+			}
+			if pt.window >= 0 {
+				if _, ok := best[pt.window]; !ok {
+					best[pt.window] = -p.FN
+					order = append(order, pt.window)
+				}
+				if pt.score >= thr {
+					best[pt.window] = max(best[pt.window], pt.sig*p.TP/maxTP)
+				}
+				continue
+			}
+			if pt.score >= thr {
+				d.FPs++
+				d.FPCost += pt.sig * p.FP
+			}
+		}
+		d.Raw = d.FPCost
+		for _, w := range order {
+			d.Earned = append(d.Earned, best[w])
+			d.Raw += best[w]
+			if best[w] > -p.FN {
+				d.Found++
+			}
+		}
+		out = append(out, d)
+	}
+	return out
+}
