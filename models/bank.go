@@ -2,7 +2,6 @@ package models
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -16,16 +15,21 @@ type SeriesKey struct {
 // BankOptions configures a Bank.
 type BankOptions struct {
 	Detector DetectorOptions
+	// Burst configures the burst detectors run beside the numeric one on
+	// the series named in its rules.
+	Burst BurstOptions
 	// MaxSeries bounds memory: adding a series beyond it evicts the least
 	// recently updated one. Default 100,000.
 	MaxSeries int
 }
 
-// Bank holds one numeric detector per series, bounded in number, evicting
-// the least recently used series first. It is not safe for concurrent use:
+// Bank holds one numeric detector per series (and a burst detector for
+// series with a burst rule), bounded in number, evicting the least recently
+// used series first. It is not safe for concurrent use:
 // the pipeline shards series across banks, one per goroutine.
 type Bank struct {
-	p     *params // shared by every detector in the bank
+	p     *params      // shared by every detector in the bank
+	burst *burstParams // shared by every burst detector in the bank
 	max   int
 	index map[SeriesKey]int32 // slot of each live series
 	slots []slot
@@ -38,6 +42,8 @@ type Bank struct {
 type slot struct {
 	key        SeriesKey
 	det        Detector
+	burst      burstState
+	rule       int8  // burst rule index, -1 for none
 	last       int64 // unix nanoseconds of the last update, for idle eviction
 	prev, next int32
 }
@@ -47,24 +53,56 @@ func NewBank(o BankOptions) *Bank {
 	if o.MaxSeries <= 0 {
 		o.MaxSeries = 100_000
 	}
-	return &Bank{p: newParams(o.Detector), max: o.MaxSeries, index: make(map[SeriesKey]int32), head: -1, tail: -1}
+	return &Bank{p: newParams(o.Detector), burst: newBurstParams(o.Burst), max: o.MaxSeries, index: make(map[SeriesKey]int32), head: -1, tail: -1}
 }
 
 // Len returns the number of live series.
 func (b *Bank) Len() int { return len(b.index) }
 
-// Update scores a point of series k, creating the series if needed.
+// Update scores a point of series k, creating the series if needed, and
+// returns the numeric detector's score (the burst detector learns too).
 func (b *Bank) Update(k SeriesKey, ts time.Time, v float64) Score {
+	s, _, _ := b.update(k, ts, v)
+	return s
+}
+
+func (b *Bank) update(k SeriesKey, ts time.Time, v float64) (Score, burstVerdict, *slot) {
 	i := b.get(k)
-	b.slots[i].last = ts.UnixNano()
-	return b.slots[i].det.Update(ts, v)
+	sl := &b.slots[i]
+	sl.last = ts.UnixNano()
+	s := sl.det.Update(ts, v)
+	bv := sl.burst.update(b.burst, sl.rule, sl.last, v)
+	return s, bv, sl
 }
 
 // Observe is Update for the pipeline: it returns an Anomaly, with its
-// evidence, when the detector alerts.
+// evidence, when a detector alerts. A burst wins over a numeric alert on
+// the same point, and while a burst's hold lasts the numeric detector's
+// alerts on that series are dropped: one burst, one anomaly. A numeric
+// alert for a rise to no more than peakSlack times the series' decayed
+// peak is dropped too: the series was about that high recently (a job every ten minutes is
+// surprising to a detector with a memory of a few minutes, but not new).
 func (b *Bank) Observe(k SeriesKey, ts time.Time, v float64) (Anomaly, bool) {
-	s := b.Update(k, ts, v)
-	if !s.Alert {
+	s, bv, sl := b.update(k, ts, v)
+	if bv.Alert {
+		return Anomaly{
+			Entity:   k.Entity,
+			Series:   k.Series,
+			Detector: b.burst.rules[sl.rule].Detector,
+			Score:    bv.Score,
+			Severity: SeverityForScore(bv.Score),
+			Expected: bv.Peak,
+			Observed: v,
+			Start:    ts,
+			End:      ts,
+		}, true
+	}
+	switch {
+	case !s.Alert:
+		return Anomaly{}, false
+	case sl.rule >= 0 && sl.burst.Hold > 0:
+		return Anomaly{}, false
+	case v > s.Expected && v <= peakSlack*bv.Peak:
 		return Anomaly{}, false
 	}
 	return Anomaly{
@@ -79,6 +117,11 @@ func (b *Bank) Observe(k SeriesKey, ts time.Time, v float64) (Anomaly, bool) {
 		End:      ts,
 	}, true
 }
+
+// peakSlack: a rise to within half again a series' decayed peak counts as
+// a height it has reached before (the peak decays, so an exact repeat of
+// yesterday's job is slightly above it).
+const peakSlack = 1.5
 
 // get returns k's slot, creating it (and evicting the least recently used
 // series if the bank is full), and marks it most recently used.
@@ -96,7 +139,7 @@ func (b *Bank) get(k SeriesKey) int32 {
 		i = int32(len(b.slots))
 		b.slots = append(b.slots, slot{})
 	}
-	b.slots[i] = slot{key: k, det: newDetector(b.p), prev: -1, next: -1}
+	b.slots[i] = slot{key: k, det: newDetector(b.p), rule: b.burst.rule(k.Series), prev: -1, next: -1}
 	b.index[k] = i
 	b.pushFront(i)
 	return i
@@ -174,7 +217,8 @@ func (b *Bank) move(from, to int32) {
 	b.index[s.key] = to
 }
 
-// Checkpoint returns series k's state, or false if it is not live.
+// Checkpoint returns series k's numeric detector state, or false if it is
+// not live.
 func (b *Bank) Checkpoint(k SeriesKey) ([]byte, bool) {
 	i, ok := b.index[k]
 	if !ok {
@@ -184,7 +228,8 @@ func (b *Bank) Checkpoint(k SeriesKey) ([]byte, bool) {
 	return out, true
 }
 
-// Restore replaces series k's state with a checkpoint.
+// Restore replaces series k's numeric detector state with a checkpoint
+// (from Checkpoint); its burst detector is left as it was.
 func (b *Bank) Restore(k SeriesKey, data []byte) error {
 	var d Detector
 	d.p = b.p
@@ -197,8 +242,10 @@ func (b *Bank) Restore(k SeriesKey, data []byte) error {
 	return nil
 }
 
-// bankMagic starts a whole-bank checkpoint.
-const bankMagic = "VGB1"
+// bankMagic starts a whole-bank checkpoint. VGB2 added each series' burst
+// state; a VGB1 checkpoint is refused (and the models relearn) rather than
+// read with the burst detectors silently reset.
+const bankMagic = "VGB2"
 
 // MarshalBinary checkpoints every live series, least recently used first
 // so that restoring rebuilds the same LRU order.
@@ -215,6 +262,9 @@ func (b *Bank) MarshalBinary() ([]byte, error) {
 		}
 		out = binary.AppendUvarint(out, uint64(len(st)))
 		out = append(out, st...)
+		bs := s.burst.marshal()
+		out = binary.AppendUvarint(out, uint64(len(bs)))
+		out = append(out, bs...)
 	}
 	return out, nil
 }
@@ -223,19 +273,25 @@ func (b *Bank) MarshalBinary() ([]byte, error) {
 // normally empty), keeping b's options.
 func (b *Bank) UnmarshalBinary(data []byte) error {
 	if len(data) < len(bankMagic) || string(data[:len(bankMagic)]) != bankMagic {
-		return errors.New("restore bank: not a bank checkpoint")
+		return fmt.Errorf("restore bank: %w: not a %s bank checkpoint", ErrCheckpoint, bankMagic)
 	}
 	r := reader{buf: data[len(bankMagic):]}
 	n := r.uvarint()
 	for j := uint64(0); j < n && r.err == nil; j++ {
 		k := SeriesKey{Entity: r.string(), Series: r.string()}
 		st := r.bytes()
+		bs := r.bytes()
 		if r.err != nil {
 			break
+		}
+		var burst burstState
+		if err := burst.unmarshal(bs); err != nil {
+			return fmt.Errorf("restore bank: %s/%s: %w", k.Entity, k.Series, err)
 		}
 		if err := b.Restore(k, st); err != nil {
 			return fmt.Errorf("restore bank: %w", err)
 		}
+		b.slots[b.index[k]].burst = burst
 	}
 	if r.err != nil {
 		return fmt.Errorf("restore bank: %w", r.err)

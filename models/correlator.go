@@ -296,6 +296,16 @@ func describe(a *Anomaly) string {
 		what = "New outbound destination"
 	case family == "novelty" && kind == "priv_change":
 		what = "Rare privilege change"
+	case family == "novelty" && kind == "sensitive_file":
+		what = "Unusual sensitive file access"
+	case family == "novelty" && kind == "oom_kill":
+		what = "OOM kill"
+	case family == "novelty" && kind == "abnormal_exit":
+		what = "Unusual crash or kill"
+	case family == "burst":
+		what = "Burst of " + a.Series
+	case family == "fanout":
+		what = "Connection fan-out (possible scan)"
 	case family == "numeric" && a.Observed >= a.Expected:
 		what = "Unusually high " + a.Series
 	case family == "numeric":
@@ -306,11 +316,20 @@ func describe(a *Anomaly) string {
 	t := what + " on " + a.Entity
 	if a.Value != "" {
 		t += ": " + a.Value
-	} else if family == "numeric" {
-		t += " (" + strconv.FormatFloat(a.Observed, 'g', 4, 64) + ", expected " + strconv.FormatFloat(a.Expected, 'g', 4, 64) + ")"
+	} else {
+		switch family {
+		case "numeric":
+			t += " (" + fmtNum(a.Observed) + ", expected " + fmtNum(a.Expected) + ")"
+		case "burst":
+			t += " (" + fmtNum(a.Observed) + " in one step, usual peak " + fmtNum(a.Expected) + ")"
+		case "fanout":
+			t += " (" + fmtNum(a.Observed) + " distinct failed destinations in one step, usual peak " + fmtNum(a.Expected) + ")"
+		}
 	}
 	return t
 }
+
+func fmtNum(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) }
 
 func itoa(n int) string {
 	var b [20]byte

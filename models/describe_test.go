@@ -13,6 +13,11 @@ func TestDescribe(t *testing.T) {
 		{Anomaly{Detector: "novelty/priv_change/rare", Entity: "host:a", Value: "setuid 0"}, "Rare privilege change on host:a: setuid 0"},
 		{Anomaly{Detector: "numeric/spike", Entity: "host:a", Series: "exec_rate", Observed: 42, Expected: 3.5}, "Unusually high exec_rate on host:a (42, expected 3.5)"},
 		{Anomaly{Detector: "numeric/level", Entity: "host:a", Series: "bytes_in", Observed: 1, Expected: 900}, "Unusually low bytes_in on host:a (1, expected 900)"},
+		{Anomaly{Detector: "novelty/sensitive_file/novel", Entity: "comm:cat@a", Value: "cat /etc/shadow"}, "Unusual sensitive file access on comm:cat@a: cat /etc/shadow"},
+		{Anomaly{Detector: "novelty/oom_kill/novel", Entity: "comm:java@a", Value: "java"}, "OOM kill on comm:java@a: java"},
+		{Anomaly{Detector: "novelty/abnormal_exit/rare", Entity: "comm:w@a", Value: "w SIGSEGV"}, "Unusual crash or kill on comm:w@a: w SIGSEGV"},
+		{Anomaly{Detector: "burst/execs", Entity: "comm:true@a", Series: "execs", Observed: 300, Expected: 1}, "Burst of execs on comm:true@a (300 in one step, usual peak 1)"},
+		{Anomaly{Detector: "fanout/failed_destinations", Entity: "comm:nmap@a", Series: "failed_destinations", Observed: 500}, "Connection fan-out (possible scan) on comm:nmap@a (500 distinct failed destinations in one step, usual peak 0)"},
 		{Anomaly{Detector: "other", Entity: "e"}, "other on e"},
 	}
 	for _, c := range cases {

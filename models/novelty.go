@@ -13,10 +13,13 @@ type Kind uint8
 
 // Kinds of categorical events.
 const (
-	KindBinary      Kind = iota // an executable run in a container
-	KindExecPair                // parent executable -> child executable
-	KindDestination             // outbound destination (addr:port) of a process
-	KindPrivChange              // a privilege change (setuid, capability gain)
+	KindBinary        Kind = iota // an executable run in a container
+	KindExecPair                  // parent executable -> child executable
+	KindDestination               // outbound destination (addr:port) of a process
+	KindPrivChange                // a privilege change (setuid, capability gain)
+	KindSensitiveFile             // a process opening a sensitive path (/etc/shadow, ~/.ssh/...)
+	KindOOMKill                   // the OOM killer choosing a victim
+	KindAbnormalExit              // a process dying of a crash or kill signal
 	numKinds
 )
 
@@ -30,14 +33,26 @@ func (k Kind) String() string {
 		return "destination"
 	case KindPrivChange:
 		return "priv_change"
+	case KindSensitiveFile:
+		return "sensitive_file"
+	case KindOOMKill:
+		return "oom_kill"
+	case KindAbnormalExit:
+		return "abnormal_exit"
 	}
 	return "unknown"
 }
 
 // Event is one categorical observation.
 type Event struct {
-	Time    time.Time
-	Entity  string // the baseline's owner: a container for binaries, a process for destinations
+	Time   time.Time
+	Entity string // the baseline's owner: a container for binaries, a process for destinations
+	// Scope is the host or container the event happened in. For the kinds
+	// learned per scope (sensitive files, OOM kills, abnormal exits) its age
+	// — since its first event of any kind — sets the learning period, not
+	// the baseline's: on a host watched for a week, the first process ever
+	// to read /etc/shadow is news. Empty means Entity.
+	Scope   string
 	Tree    string // process tree, carried to the anomaly for correlation
 	Kind    Kind
 	Value   string // "/usr/bin/curl", "nginx -> /bin/sh", "10.0.0.7:4444"
@@ -56,7 +71,8 @@ type NoveltyOptions struct {
 	// (about four half-lives after a single sighting).
 	Forget float64
 	// Rare is the weight below which a known value still counts as rare.
-	// Only privilege changes alert on rarity. Default 2.
+	// Only privilege changes, OOM kills and abnormal exits alert on
+	// rarity. Default 2.
 	Rare float64
 	// FleetCommon is how many entities must have a value in their
 	// baseline for it to be "known in the fleet": new to one entity but
@@ -102,11 +118,30 @@ const minNoveltyScore = 0.2
 // Scores given to categorical anomalies before fleet discounting: how
 // alarming each kind's novelty is on its own.
 var noveltyScore = [numKinds]float64{
-	KindBinary:      0.7,
-	KindExecPair:    0.85,
-	KindDestination: 0.6,
-	KindPrivChange:  0.9,
+	KindBinary:        0.7,
+	KindExecPair:      0.85,
+	KindDestination:   0.6,
+	KindPrivChange:    0.9,
+	KindSensitiveFile: 0.75,
+	KindOOMKill:       0.8,
+	KindAbnormalExit:  0.5,
 }
+
+// kindRare marks the kinds that alert on rarity as well as novelty: a
+// privilege change, OOM kill or crash seen once last week is still news;
+// one that happens every day is not.
+var kindRare = [numKinds]bool{KindPrivChange: true, KindOOMKill: true, KindAbnormalExit: true}
+
+// kindByScope marks the kinds whose learning period runs from the first
+// event of their scope rather than from their own baseline's first value:
+// their baselines are per process and appear only with the first sensitive
+// open, OOM kill or crash, which is exactly what must not be learned
+// silently.
+var kindByScope = [numKinds]bool{KindSensitiveFile: true, KindOOMKill: true, KindAbnormalExit: true}
+
+// kindNoLearning marks the kinds that alert even in the learning period:
+// there is no "normal" OOM kill to learn in an hour.
+var kindNoLearning = [numKinds]bool{KindOOMKill: true}
 
 // Novelty flags values never seen before (or, for privilege changes,
 // rarely seen) in an entity's baseline. Baselines are per entity and kind,
@@ -123,6 +158,10 @@ type Novelty struct {
 	// fleet counts, per kind and value hash, how many baselines hold the
 	// value. It is bounded by the baselines themselves.
 	fleet map[fleetKey]int32
+	// scopes and scopeFirst: when each host or container (Event.Scope)
+	// was first seen, bounded by MaxEntities, least recently seen dropped.
+	scopes     *lruIndex[string]
+	scopeFirst []int64
 }
 
 type baselineKey struct {
@@ -152,7 +191,7 @@ type valueStat struct {
 // NewNovelty returns a detector with no baselines.
 func NewNovelty(o NoveltyOptions) *Novelty {
 	o = o.withDefaults()
-	return &Novelty{o: o, lru: newLRUIndex[baselineKey](), fleet: make(map[fleetKey]int32)}
+	return &Novelty{o: o, lru: newLRUIndex[baselineKey](), fleet: make(map[fleetKey]int32), scopes: newLRUIndex[string]()}
 }
 
 // decay returns w decayed from last to now.
@@ -164,16 +203,24 @@ func (n *Novelty) decay(w float64, last, now int64) float64 {
 }
 
 // Observe learns e and returns an anomaly if e's value is novel (or rare,
-// for privilege changes) for its entity.
+// for the kinds that alert on rarity) for its entity.
 func (n *Novelty) Observe(e Event) (Anomaly, bool) {
 	if e.Kind >= numKinds {
 		return Anomaly{}, false
 	}
 	now := e.Time.UnixNano()
+	scope := e.Scope
+	if scope == "" {
+		scope = e.Entity
+	}
+	since := n.scopeSeen(scope, now)
 	b := n.baseline(baselineKey{e.Entity, e.Kind}, now)
+	if !kindByScope[e.Kind] {
+		since = b.First
+	}
 	h := hashString(e.Value)
 	fk := fleetKey{e.Kind, h}
-	learning := now-b.First < int64(n.o.Learning)
+	learning := now-since < int64(n.o.Learning) && !kindNoLearning[e.Kind]
 
 	v, known := b.Values[h]
 	w := 0.0
@@ -199,7 +246,7 @@ func (n *Novelty) Observe(e Event) (Anomaly, bool) {
 			score *= 0.5
 			reason = "novel_here"
 		}
-	case e.Kind == KindPrivChange && w < n.o.Rare:
+	case kindRare[e.Kind] && w < n.o.Rare:
 		score = noveltyScore[e.Kind] * (1 - w/n.o.Rare) * 0.8
 		reason = "rare"
 	}
@@ -259,6 +306,23 @@ func (n *Novelty) baseline(k baselineKey, now int64) *baseline {
 	return b
 }
 
+// scopeSeen records a sighting of scope and returns when it was first seen.
+func (n *Novelty) scopeSeen(scope string, now int64) int64 {
+	if i, ok := n.scopes.get(scope); ok {
+		return n.scopeFirst[i]
+	}
+	if n.scopes.len() >= n.o.MaxEntities {
+		n.scopes.evict()
+	}
+	i := n.scopes.add(scope)
+	if int(i) == len(n.scopeFirst) {
+		n.scopeFirst = append(n.scopeFirst, now)
+	} else {
+		n.scopeFirst[i] = now
+	}
+	return now
+}
+
 // forget removes a baseline's values from the fleet counts.
 func (n *Novelty) forget(b *baseline) {
 	for h := range b.Values {
@@ -303,10 +367,17 @@ func hashString(s string) uint64 {
 	return h
 }
 
-// noveltySnapshot is the checkpoint form of a Novelty: baselines from least
-// to most recently used.
+// noveltySnapshot is the checkpoint form of a Novelty: baselines and scopes
+// from least to most recently used. Scopes is absent from checkpoints
+// written before it existed; their ages are then taken from the baselines.
 type noveltySnapshot struct {
-	Bases []baseline
+	Bases  []baseline
+	Scopes []scopeAge
+}
+
+type scopeAge struct {
+	Scope string
+	First int64
 }
 
 // MarshalBinary checkpoints every baseline.
@@ -314,6 +385,9 @@ func (n *Novelty) MarshalBinary() ([]byte, error) {
 	var snap noveltySnapshot
 	for _, i := range n.lru.order() {
 		snap.Bases = append(snap.Bases, *n.bases[i])
+	}
+	for _, i := range n.scopes.order() {
+		snap.Scopes = append(snap.Scopes, scopeAge{n.scopes.keys[i], n.scopeFirst[i]})
 	}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(snap); err != nil {
@@ -342,6 +416,24 @@ func (n *Novelty) UnmarshalBinary(data []byte) error {
 			nb.Values[h] = &valueStat{Weight: v.Weight, Last: v.Last}
 			fresh.fleet[fleetKey{b.Key.Kind, h}]++
 		}
+	}
+	if snap.Scopes == nil {
+		// An older checkpoint: a scope is as old as its oldest baseline.
+		first := map[string]int64{}
+		for _, b := range snap.Bases {
+			if f, ok := first[b.Key.Entity]; !ok || b.First < f {
+				first[b.Key.Entity] = b.First
+			}
+		}
+		for s, f := range first {
+			snap.Scopes = append(snap.Scopes, scopeAge{s, f})
+		}
+	}
+	for _, sa := range snap.Scopes {
+		if _, ok := fresh.scopes.get(sa.Scope); ok {
+			continue
+		}
+		fresh.scopeSeen(sa.Scope, sa.First)
 	}
 	*n = *fresh
 	return nil

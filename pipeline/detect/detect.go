@@ -47,7 +47,9 @@ type Detection struct {
 	IncidentID string // UUID, "" if the correlator dropped it
 	Entity     Entity
 	// Container, Comm and PID are known for categorical anomalies (from the
-	// event's row); numeric ones only have their entity.
+	// event's row). Series anomalies have their entity; a host or container
+	// series that rose also names, in Comm, the process that contributed
+	// most in the step.
 	Container string
 	Comm      string
 	PID       uint32
@@ -83,6 +85,20 @@ type Options struct {
 	// IdleSteps is how many steps without events a series is kept (and
 	// fed zeros) before it is dropped. Default 360 (an hour at 10s).
 	IdleSteps int
+	// ScanFloor is the number of distinct destinations (addr:port) one
+	// process must fail to connect to in one step for a fan-out (scan)
+	// anomaly, whatever its history; with history it must also be several
+	// times its own usual peak. Default DefaultScanFloor (20), see there.
+	// Ignored when Bank.Burst.Rules is set.
+	ScanFloor int
+	// NumericMinRatio: a numeric anomaly on a series is reported only when
+	// the value is at least this many times the forecast (or at most its
+	// inverse) and differs from it by the series' material change (see
+	// materialChange): the numeric detector measures surprise against a
+	// series' own noise, and on a steady host a quiet counter's 0 → 1 or a
+	// busy one's +30% is surprising but not news. Default 2; negative
+	// reports every numeric alert.
+	NumericMinRatio float64
 	// MaxPIDs bounds the pid → comm map used to name exec parents.
 	// Default 65,536.
 	MaxPIDs int
@@ -120,6 +136,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CheckpointEvery <= 0 {
 		o.CheckpointEvery = 10 * time.Minute
+	}
+	if o.NumericMinRatio == 0 {
+		o.NumericMinRatio = 2
+	}
+	if o.ScanFloor <= 0 {
+		o.ScanFloor = DefaultScanFloor
+	}
+	if o.Bank.Burst.Rules == nil {
+		o.Bank.Burst.Rules = defaultBurstRules(o.Step, o.ScanFloor)
 	}
 	if o.MaxPIDs <= 0 {
 		o.MaxPIDs = 65_536
@@ -181,7 +206,7 @@ type incState struct {
 const maxAnomalyIDs = 256
 
 type counters struct {
-	batches, rows, late, points, anomalies, incidents, droppedSeries atomic.Uint64
+	batches, rows, late, points, anomalies, incidents, droppedSeries, immaterial atomic.Uint64
 }
 
 // Stats is a snapshot of the detector's counters.
@@ -193,6 +218,8 @@ type Stats struct {
 	Anomalies     uint64 `json:"anomalies"`
 	Incidents     uint64 `json:"incident_updates"`
 	DroppedSeries uint64 `json:"dropped_series"`
+	// Immaterial counts numeric alerts not reported (see NumericMinRatio).
+	Immaterial uint64 `json:"immaterial_numeric"`
 }
 
 // New returns a Detector, restoring the models from Options.StateDir when a
@@ -203,7 +230,7 @@ func New(o Options) *Detector {
 	d := &Detector{
 		o:     o,
 		out:   o.Output,
-		agg:   newAggregator(int64(o.Step), int64(o.Grace), newPIDComms(o.MaxPIDs, o.ProcRoot)),
+		agg:   newAggregator(int64(o.Step), int64(o.Grace), newProcTable(o.MaxPIDs, o.ProcRoot)),
 		bank:  models.NewBank(o.Bank),
 		nov:   models.NewNovelty(o.Novelty),
 		corr:  models.NewCorrelator(o.Correlator),
@@ -227,7 +254,7 @@ func (d *Detector) Stats() Stats {
 	return Stats{
 		Batches: d.stats.batches.Load(), Rows: d.stats.rows.Load(), LateRows: d.stats.late.Load(),
 		Points: d.stats.points.Load(), Anomalies: d.stats.anomalies.Load(), Incidents: d.stats.incidents.Load(),
-		DroppedSeries: d.stats.droppedSeries.Load(),
+		DroppedSeries: d.stats.droppedSeries.Load(), Immaterial: d.stats.immaterial.Load(),
 	}
 }
 
@@ -311,6 +338,7 @@ func (d *Detector) closeStep(s *stepAcc) {
 		d.known[k] = idx
 	}
 	pts := make([]Point, 0, len(d.known))
+	var found []Detection
 	for k, last := range d.known {
 		v, ok := vals[k]
 		if !ok {
@@ -324,11 +352,14 @@ func (d *Detector) closeStep(s *stepAcc) {
 		}
 		pts = append(pts, Point{Entity: parseEntity(k.Entity), Series: k.Series, Value: v})
 		if a, ok := d.bank.Observe(k, end, v); ok {
-			a.Tree = treeOf(k.Entity)
+			// A series correlates by its own entity (a container, a
+			// process name or the host).
+			a.Tree = k.Entity
 			a.Start = time.Unix(0, s.start).UTC()
-			d.anomaly(Detection{Anomaly: a}, end)
+			found = append(found, Detection{Anomaly: a})
 		}
 	}
+	d.emitSeriesAnomalies(s, found, end)
 	d.bank.EvictIdle(end.Add(-time.Duration(d.o.IdleSteps+1) * d.o.Step))
 	d.stats.points.Add(uint64(len(pts)))
 	if len(pts) > 0 {
@@ -355,9 +386,30 @@ func (d *Detector) evictSeries(now int64) {
 }
 
 func (d *Detector) categorical(e catEvent) {
+	// Correlate by the acting process's tree, not by the baseline's
+	// owner: on a host without containers that owner is the whole host,
+	// and every anomaly on it would fold into one incident.
+	e.ev.Tree = d.agg.pids.treeOf(e.host, scopeKey(e.host, e.container), e.pid, e.comm)
+	if e.ev.Scope == "" {
+		// Every event dates its host or container, whose age sets the
+		// learning period of the kinds learned per scope. Binaries, exec
+		// pairs and privilege changes are owned by their scope already.
+		switch e.ev.Kind {
+		case models.KindBinary, models.KindExecPair, models.KindPrivChange:
+			e.ev.Scope = e.ev.Entity
+		default:
+			e.ev.Scope = scopeKey(e.host, e.container)
+		}
+	}
 	a, ok := d.nov.Observe(e.ev)
 	if !ok {
 		return
+	}
+	// Outside containers the anomaly names the process that acted rather
+	// than the whole host (which stays the entity's host); in a container
+	// the container is the entity and the comm is in the evidence.
+	if e.container == "" && e.comm != "" {
+		a.Entity = commKey(e.host, e.comm)
 	}
 	d.anomaly(Detection{Anomaly: a, Container: e.container, Comm: e.comm, PID: e.pid}, e.ev.Time)
 }

@@ -34,7 +34,10 @@ const (
 	SeriesPrivChanges      = "priv_changes"
 	SeriesOOMKills         = "oom_kills"
 	SeriesFatalSignals     = "fatal_signals"
-	maxDestinationsPerStep = 4096 // distinct destinations tracked per entity per step
+	SeriesFailedDests      = "failed_destinations" // distinct addr:port a process failed to connect to: a scan's fan-out
+	maxDestinationsPerStep = 4096                  // distinct destinations tracked per entity per step
+	maxSetsPerStep         = 8192                  // entities with a distinct-destination set per step
+	maxCreditsPerStep      = 8192                  // (entity, series, comm) contributions tracked per step
 	runqSlots              = 64
 )
 
@@ -82,17 +85,6 @@ func parseEntity(key string) Entity {
 	return Entity{Kind: kind, Name: rest[:i], Host: rest[i+1:]}
 }
 
-// treeOf is the correlation key of a series' entity: the container for
-// container series, else the host. Anomalies sharing it within the
-// correlator's gap become one incident.
-func treeOf(key string) string {
-	e := parseEntity(key)
-	if e.Kind == "container" {
-		return key
-	}
-	return hostKey(e.Host)
-}
-
 // catEvent is a categorical observation with the context the models'
 // Event does not carry but storage and the dashboard want.
 type catEvent struct {
@@ -109,6 +101,14 @@ type stepAcc struct {
 	vals  map[models.SeriesKey]float64
 	dests map[models.SeriesKey]map[string]struct{}
 	runq  map[string]*[runqSlots]uint64 // entity → run-queue histogram
+	// credit counts what each comm added to host and container series that
+	// have no per-comm series (forks, retransmits, ...), so that a burst
+	// on the host can name the process behind it.
+	credit map[creditKey]float64
+}
+
+type creditKey struct {
+	entity, series, comm string
 }
 
 func newStepAcc(start int64) *stepAcc {
@@ -119,19 +119,74 @@ func (s *stepAcc) add(entity, series string, v float64) {
 	s.vals[models.SeriesKey{Entity: entity, Series: series}] += v
 }
 
-func (s *stepAcc) addDest(entity, dest string) {
+func (s *stepAcc) addDest(entity, dest string) { s.addDistinct(entity, SeriesDestinations, dest) }
+
+// addFailedDest records a destination entity failed to connect to.
+func (s *stepAcc) addFailedDest(entity, dest string) { s.addDistinct(entity, SeriesFailedDests, dest) }
+
+// addDistinct adds dest to the set counted as series of entity. Both the
+// sets and their sizes are bounded: past the bounds a step undercounts.
+func (s *stepAcc) addDistinct(entity, series, dest string) {
 	if s.dests == nil {
 		s.dests = map[models.SeriesKey]map[string]struct{}{}
 	}
-	k := models.SeriesKey{Entity: entity, Series: SeriesDestinations}
+	k := models.SeriesKey{Entity: entity, Series: series}
 	set := s.dests[k]
 	if set == nil {
+		if len(s.dests) >= maxSetsPerStep {
+			return
+		}
 		set = map[string]struct{}{}
 		s.dests[k] = set
 	}
 	if len(set) < maxDestinationsPerStep {
 		set[dest] = struct{}{}
 	}
+}
+
+// addCredit records that comm contributed v to series of entity.
+func (s *stepAcc) addCredit(entity, series, comm string, v float64) {
+	if comm == "" || v == 0 {
+		return
+	}
+	if s.credit == nil {
+		s.credit = map[creditKey]float64{}
+	}
+	k := creditKey{entity, series, comm}
+	if _, ok := s.credit[k]; !ok && len(s.credit) >= maxCreditsPerStep {
+		return
+	}
+	s.credit[k] += v
+}
+
+// topComm returns the comm that contributed most to series of entity (a
+// host or container) in this step: from the credits, else from the per-comm
+// series of the entity's host. "" if none is known.
+func (s *stepAcc) topComm(entity, series string) string {
+	best, bestV := "", 0.0
+	pick := func(c string, v float64) {
+		if v > bestV || (v == bestV && v > 0 && c < best) {
+			best, bestV = c, v
+		}
+	}
+	for k, v := range s.credit {
+		if k.entity == entity && k.series == series {
+			pick(k.comm, v)
+		}
+	}
+	if best != "" {
+		return best
+	}
+	host := parseEntity(entity).Host
+	for k, v := range s.vals {
+		if k.Series != series || !strings.HasPrefix(k.Entity, "comm:") {
+			continue
+		}
+		if e := parseEntity(k.Entity); e.Host == host {
+			pick(e.Name, v)
+		}
+	}
+	return best
 }
 
 func (s *stepAcc) addRunq(entity string, slot uint64, n uint64) {
@@ -192,10 +247,10 @@ type aggregator struct {
 	next      int64
 	watermark int64
 	late      uint64
-	pids      *pidComms
+	pids      *procTable
 }
 
-func newAggregator(step, grace int64, pids *pidComms) *aggregator {
+func newAggregator(step, grace int64, pids *procTable) *aggregator {
 	return &aggregator{step: step, grace: grace, open: map[int64]*stepAcc{}, pids: pids}
 }
 
@@ -286,6 +341,13 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 			s.add(sc, series, v)
 		}
 	}
+	// credit records comm's part of what both added.
+	credit := func(s *stepAcc, h, sc, series, comm string, v float64) {
+		s.addCredit(h, series, comm, v)
+		if sc != h {
+			s.addCredit(sc, series, comm, v)
+		}
+	}
 	switch kind {
 	case collector.KindExec:
 		ppid := uintColumn(rec, "ppid")
@@ -301,29 +363,43 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 			file := filename(i)
 			c := comm(i)
 			base := catEvent{host: host(i), container: container(i), comm: c, pid: uint32(pid(i))}
+			parent, hasParent := g.pids.lookup(uint32(ppid(i)))
+			tree := g.pids.execTree(base.host, sc, base.pid, uint32(ppid(i)), c)
 			e := base
-			e.ev = models.Event{Time: t, Entity: sc, Tree: sc, Kind: models.KindBinary, Value: file}
+			e.ev = models.Event{Time: t, Entity: sc, Tree: tree, Kind: models.KindBinary, Value: file}
 			cat(e)
-			if parent, ok := g.pids.lookup(uint32(ppid(i))); ok {
+			if hasParent {
 				e := base
-				e.ev = models.Event{Time: t, Entity: sc, Tree: sc, Kind: models.KindExecPair, Value: parent + " -> " + file}
+				e.ev = models.Event{Time: t, Entity: sc, Tree: tree, Kind: models.KindExecPair, Value: parent + " -> " + file}
 				cat(e)
 			}
-			g.pids.put(uint32(pid(i)), c)
 		}
 	case collector.KindExit:
 		forks := uintColumn(rec, "forks")
 		sig := uintColumn(rec, "signal")
 		core := uintColumn(rec, "core_dumped")
 		for i := range n {
-			s, h, sc, _ := row(i)
+			s, h, sc, cm := row(i)
 			if s == nil {
 				continue
 			}
+			c := comm(i)
 			both(s, h, sc, SeriesExits, 1)
 			both(s, h, sc, SeriesForks, float64(forks(i)))
+			credit(s, h, sc, SeriesForks, c, float64(forks(i)))
 			if core(i) != 0 || abnormalSignal[sig(i)] {
 				both(s, h, sc, SeriesAbnormalExits, 1)
+				credit(s, h, sc, SeriesAbnormalExits, c, 1)
+				// The value is the victim and how it died: what a crash
+				// looks like for this process is what the baseline learns.
+				v := c + " " + signalName(sig(i))
+				if core(i) != 0 {
+					v += " core dumped"
+				}
+				cat(catEvent{
+					ev:   models.Event{Time: eventTime(ts(i)), Entity: actor(sc, cm), Scope: sc, Tree: sc, Kind: models.KindAbnormalExit, Value: v},
+					host: host(i), container: container(i), comm: c, pid: uint32(pid(i)),
+				})
 			}
 		}
 	case collector.KindTCP:
@@ -344,19 +420,20 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 			case "connect", "connect_failed":
 				both(s, h, sc, SeriesConnectAttempts, 1)
 				s.add(cm, SeriesConnectAttempts, 1)
+				dest := hostPort(daddr(i), dport(i))
 				if event(i) == "connect_failed" {
 					both(s, h, sc, SeriesConnectFailures, 1)
 					s.add(cm, SeriesConnectFailures, 1)
+					s.addFailedDest(cm, dest)
 					continue
 				}
-				dest := hostPort(daddr(i), dport(i))
 				s.addDest(sc, dest)
 				s.addDest(cm, dest)
 				if sc != h {
 					s.addDest(h, dest)
 				}
 				cat(catEvent{
-					ev:   models.Event{Time: eventTime(ts(i)), Entity: cm, Tree: sc, Kind: models.KindDestination, Value: dest},
+					ev:   models.Event{Time: eventTime(ts(i)), Entity: cm, Scope: sc, Tree: sc, Kind: models.KindDestination, Value: dest},
 					host: host(i), container: container(i), comm: comm(i), pid: uint32(pid(i)),
 				})
 			case "accept":
@@ -372,14 +449,35 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 		for i := range n {
 			if s, h, sc, _ := row(i); s != nil {
 				both(s, h, sc, SeriesRetransmits, 1)
+				credit(s, h, sc, SeriesRetransmits, comm(i), 1)
 			}
 		}
 	case collector.KindFile:
+		path := strColumn(rec, "path")
+		flags := uintColumn(rec, "flags")
+		errno := uintColumn(rec, "errno")
 		for i := range n {
-			if s, h, sc, cm := row(i); s != nil {
-				both(s, h, sc, SeriesSensitiveOpens, 1)
-				s.add(cm, SeriesSensitiveOpens, 1)
+			s, h, sc, cm := row(i)
+			if s == nil {
+				continue
 			}
+			both(s, h, sc, SeriesSensitiveOpens, 1)
+			s.add(cm, SeriesSensitiveOpens, 1)
+			// Every row is a sensitive path (the collector filters). The
+			// value is who opened what, how: per-call noise (pids in
+			// /proc paths) is removed so that it can become known.
+			c := comm(i)
+			v := c + " " + normalizePath(path(i))
+			if flags(i)&3 != 0 { // O_WRONLY or O_RDWR
+				v += " (write)"
+			}
+			if errno(i) != 0 {
+				v += " (failed)"
+			}
+			cat(catEvent{
+				ev:   models.Event{Time: eventTime(ts(i)), Entity: actor(sc, cm), Scope: sc, Tree: sc, Kind: models.KindSensitiveFile, Value: v},
+				host: host(i), container: container(i), comm: c, pid: uint32(pid(i)),
+			})
 		}
 	case collector.KindPriv:
 		syscall := strColumn(rec, "syscall")
@@ -405,14 +503,23 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 		}
 	case collector.KindOOM:
 		for i := range n {
-			if s, h, sc, _ := row(i); s != nil {
-				both(s, h, sc, SeriesOOMKills, 1)
+			s, h, sc, cm := row(i)
+			if s == nil {
+				continue
 			}
+			c := comm(i)
+			both(s, h, sc, SeriesOOMKills, 1)
+			credit(s, h, sc, SeriesOOMKills, c, 1)
+			cat(catEvent{
+				ev:   models.Event{Time: eventTime(ts(i)), Entity: actor(sc, cm), Scope: sc, Tree: sc, Kind: models.KindOOMKill, Value: c},
+				host: host(i), container: container(i), comm: c, pid: uint32(pid(i)),
+			})
 		}
 	case collector.KindSignal:
 		for i := range n {
 			if s, h, sc, _ := row(i); s != nil {
 				both(s, h, sc, SeriesFatalSignals, 1)
+				credit(s, h, sc, SeriesFatalSignals, comm(i), 1)
 			}
 		}
 	case collector.KindSyscallCounts:
@@ -443,6 +550,59 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 // rather than an ordinary shutdown (SIGTERM, SIGINT, SIGHUP, SIGPIPE).
 var abnormalSignal = map[uint64]bool{4: true, 6: true, 7: true, 8: true, 9: true, 11: true, 31: true}
 
+// actor is the baseline owner of what a process did: the process (its comm
+// on the host) outside containers, the container inside one, where the
+// comm is part of the value and the evidence.
+func actor(scope, comm string) string {
+	if strings.HasPrefix(scope, "container:") {
+		return scope
+	}
+	return comm
+}
+
+// signalName names the terminating signals of abnormalSignal (and SIGQUIT,
+// which dumps core); others by number.
+func signalName(sig uint64) string {
+	switch sig {
+	case 3:
+		return "SIGQUIT"
+	case 4:
+		return "SIGILL"
+	case 6:
+		return "SIGABRT"
+	case 7:
+		return "SIGBUS"
+	case 8:
+		return "SIGFPE"
+	case 9:
+		return "SIGKILL"
+	case 11:
+		return "SIGSEGV"
+	case 31:
+		return "SIGSYS"
+	case 0:
+		return "no signal"
+	}
+	return "signal " + strconv.FormatUint(sig, 10)
+}
+
+// normalizePath replaces the pid in /proc/<pid>/... with "<pid>", so that
+// the same access by a new process is the same value.
+func normalizePath(p string) string {
+	rest, ok := strings.CutPrefix(p, "/proc/")
+	if !ok {
+		return p
+	}
+	seg, tail, _ := strings.Cut(rest, "/")
+	if seg == "" || strings.Trim(seg, "0123456789") != "" {
+		return p
+	}
+	if tail == "" && !strings.HasSuffix(rest, "/") {
+		return "/proc/<pid>"
+	}
+	return "/proc/<pid>/" + tail
+}
+
 func hostPort(addr string, port uint64) string {
 	p := strconv.FormatUint(port, 10)
 	if strings.Contains(addr, ":") {
@@ -451,21 +611,34 @@ func hostPort(addr string, port uint64) string {
 	return addr + ":" + p
 }
 
-// pidComms remembers the comm of recently exec'd pids so that an exec can
-// name its parent. It is bounded: when full, an arbitrary eighth is
-// forgotten (pids are reused anyway, so old entries are the least useful
-// but not worth an LRU list).
-type pidComms struct {
+// procTable remembers recently exec'd processes: their comm, so that an
+// exec can name its parent, and their process tree, so that anomalies from
+// one lineage become one incident rather than one per host. It is bounded:
+// when full, an arbitrary eighth is forgotten (pids are reused anyway, so
+// old entries are the least useful but not worth an LRU list).
+type procTable struct {
 	max      int
-	m        map[uint32]string
+	m        map[uint32]procEntry
 	procRoot string // "" disables the /proc fallback
 }
 
-func newPIDComms(max int, procRoot string) *pidComms {
-	return &pidComms{max: max, m: make(map[uint32]string), procRoot: procRoot}
+type procEntry struct {
+	comm string
+	// tree is the process tree key given when Vigil saw the process
+	// exec; "" for a process it only found in /proc (one that predates
+	// Vigil, or forked without exec'ing).
+	tree string
 }
 
-func (p *pidComms) put(pid uint32, comm string) {
+// maxTreeHops bounds the walk up /proc through fork-only ancestors (a
+// shell's subshell) to an ancestor whose exec Vigil saw.
+const maxTreeHops = 4
+
+func newProcTable(max int, procRoot string) *procTable {
+	return &procTable{max: max, m: make(map[uint32]procEntry), procRoot: procRoot}
+}
+
+func (p *procTable) put(pid uint32, e procEntry) {
 	if pid == 0 {
 		return
 	}
@@ -478,27 +651,106 @@ func (p *pidComms) put(pid uint32, comm string) {
 			}
 		}
 	}
-	p.m[pid] = comm
+	p.m[pid] = e
 }
 
 // lookup returns pid's comm from the map, else from /proc (the parent of a
 // process started before Vigil, e.g. sshd or a shell). The /proc answer is
 // cached: the parent is likely to exec more children.
-func (p *pidComms) lookup(pid uint32) (string, bool) {
+func (p *procTable) lookup(pid uint32) (string, bool) {
+	e, ok := p.entry(pid)
+	return e.comm, ok
+}
+
+func (p *procTable) entry(pid uint32) (procEntry, bool) {
 	if pid == 0 {
-		return "", false
+		return procEntry{}, false
 	}
-	if c, ok := p.m[pid]; ok {
-		return c, true
+	if e, ok := p.m[pid]; ok {
+		return e, true
 	}
 	if p.procRoot == "" {
-		return "", false
+		return procEntry{}, false
 	}
 	b, err := os.ReadFile(filepath.Join(p.procRoot, strconv.FormatUint(uint64(pid), 10), "comm"))
 	if err != nil {
-		return "", false
+		return procEntry{}, false
 	}
-	c := strings.TrimSuffix(string(b), "\n")
-	p.put(pid, c)
-	return c, true
+	e := procEntry{comm: strings.TrimSuffix(string(b), "\n")}
+	// A fork-only process (a subshell) belongs to the tree of the nearest
+	// ancestor whose exec was seen.
+	anc := pid
+	for range maxTreeHops {
+		if anc = p.parentOf(anc); anc <= 1 {
+			break
+		}
+		if a, ok := p.m[anc]; ok {
+			e.tree = a.tree
+			break
+		}
+	}
+	p.put(pid, e)
+	return e, true
+}
+
+// parentOf reads pid's parent from /proc/<pid>/stat; 0 if unknown.
+func (p *procTable) parentOf(pid uint32) uint32 {
+	b, err := os.ReadFile(filepath.Join(p.procRoot, strconv.FormatUint(uint64(pid), 10), "stat"))
+	if err != nil {
+		return 0
+	}
+	// "pid (comm) state ppid ...": comm may hold spaces and parentheses,
+	// so parse after the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	pp, err := strconv.ParseUint(f[1], 10, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(pp)
+}
+
+// execTree returns the process tree of pid, which just exec'd comm as a
+// child of ppid, and remembers both. A process keeps its tree across
+// execs; a child joins its parent's tree when Vigil saw the parent exec (a
+// shell spawned by a web server joins the web server's); a child of a
+// process that predates Vigil (init, cron, a login shell) roots a tree of
+// its own. Container processes share their container's tree.
+func (p *procTable) execTree(host, scope string, pid, ppid uint32, comm string) string {
+	tree := scope
+	if scope == hostKey(host) {
+		if e, ok := p.m[pid]; ok && e.tree != "" {
+			tree = e.tree
+		} else if e, ok := p.entry(ppid); ok && e.tree != "" {
+			tree = e.tree
+		} else {
+			tree = rootTree(host, pid, comm)
+		}
+	}
+	p.put(pid, procEntry{comm: comm, tree: tree})
+	return tree
+}
+
+// treeOf returns the tree of a process acting now (connecting, opening a
+// file): the one it was given at exec, else a tree rooted at itself.
+func (p *procTable) treeOf(host, scope string, pid uint32, comm string) string {
+	if scope != hostKey(host) {
+		return scope
+	}
+	if e, ok := p.m[pid]; ok && e.tree != "" {
+		return e.tree
+	}
+	return rootTree(host, pid, comm)
+}
+
+// rootTree names a tree by its root process. The host is last, as in
+// entity keys.
+func rootTree(host string, pid uint32, comm string) string {
+	return "tree:" + comm + "/" + strconv.FormatUint(uint64(pid), 10) + "@" + host
 }

@@ -57,10 +57,11 @@ func TestAggregate(t *testing.T) {
 			kind: collector.KindExit,
 			rows: []row{
 				{"ts": at(ms(1)), "host": "web-1", "forks": 3},
-				{"ts": at(ms(2)), "host": "web-1", "signal": 11},
+				{"ts": at(ms(2)), "host": "web-1", "comm": "app", "signal": 11},
 				{"ts": at(ms(3)), "host": "web-1", "signal": 15},
 			},
 			want: map[models.SeriesKey]float64{sk(host, SeriesExits): 3, sk(host, SeriesForks): 3, sk(host, SeriesAbnormalExits): 1},
+			cats: []string{"app SIGSEGV"},
 		},
 		{
 			name: "run-queue p99 from the histogram",
@@ -88,15 +89,16 @@ func TestAggregate(t *testing.T) {
 		{
 			name: "out-of-order rows within the grace land in their own step",
 			kind: collector.KindOOM,
-			rows: []row{{"ts": at(ms(1)), "host": "web-1"}, {"ts": at(3 * time.Second), "host": "web-1"}, {"ts": at(ms(2)), "host": "web-1"}},
+			rows: []row{{"ts": at(ms(1)), "host": "web-1", "comm": "java"}, {"ts": at(3 * time.Second), "host": "web-1", "comm": "java"}, {"ts": at(ms(2)), "host": "web-1", "comm": "java"}},
 			want: map[models.SeriesKey]float64{sk(host, SeriesOOMKills): 2},
+			cats: []string{"java", "java", "java"},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
 			defer mem.AssertSize(t, 0)
-			g := newAggregator(int64(time.Second), int64(time.Second/2), newPIDComms(16, ""))
+			g := newAggregator(int64(time.Second), int64(time.Second/2), newProcTable(16, ""))
 			var cats []string
 			b := makeBatch(t, mem, tc.kind, tc.rows...)
 			g.add(b.Kind, b.Record, func(e catEvent) { cats = append(cats, e.ev.Value) })
@@ -127,7 +129,7 @@ func TestAggregate(t *testing.T) {
 // counters read zero), but a long silence is not replayed step by step.
 func TestDueZeroFillsAndSkipsSilence(t *testing.T) {
 	step := int64(time.Second)
-	g := newAggregator(step, step/2, newPIDComms(16, ""))
+	g := newAggregator(step, step/2, newProcTable(16, ""))
 	g.acc(at(0).UnixNano())
 	g.acc(at(3 * time.Second).UnixNano())
 	steps := g.due(at(4*time.Second+time.Duration(step/2)).UnixNano(), 60)

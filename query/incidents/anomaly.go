@@ -71,7 +71,8 @@ func (r AnomalyRow) Text() string {
 	if strings.HasPrefix(r.Detector, "novelty/") {
 		what := map[string]string{
 			"binary": "new binary", "exec_pair": "new parent → child exec", "destination": "new destination",
-			"priv_change": "unusual privilege change",
+			"priv_change": "unusual privilege change", "sensitive_file": "new sensitive file access",
+			"oom_kill": "OOM kill", "abnormal_exit": "abnormal exit",
 		}[r.Series]
 		if what == "" {
 			what = "new " + r.Series
@@ -80,6 +81,12 @@ func (r AnomalyRow) Text() string {
 			what = "rare " + r.Series
 		}
 		return fmt.Sprintf("%s on %s: %s", what, who, r.Evidence.Value)
+	}
+	switch {
+	case strings.HasPrefix(r.Detector, "burst/"):
+		return fmt.Sprintf("burst of %s on %s: %s in one step, usual peak %s", r.Series, who, num(r.Observed), num(r.Expected))
+	case strings.HasPrefix(r.Detector, "fanout/"):
+		return fmt.Sprintf("connection fan-out (possible scan) on %s: %s distinct failed destinations in one step, usual peak %s", who, num(r.Observed), num(r.Expected))
 	}
 	cause := strings.TrimPrefix(r.Detector, "numeric/")
 	return fmt.Sprintf("%s %s on %s: observed %s, expected %s", r.Series, strings.ReplaceAll(cause, "_", " "), who,

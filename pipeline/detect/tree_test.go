@@ -1,0 +1,111 @@
+package detect
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigil-dev/vigil/collector"
+)
+
+// TestProcessTreesSplitIncidents: on a host without containers, anomalies
+// from unrelated process trees are separate incidents naming the process
+// that acted, and anomalies within one tree (a web server's shell and what
+// that shell runs) are one.
+func TestProcessTreesSplitIncidents(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	rec := &recorder{}
+	d := New(testOptions(rec, ""))
+	var batches []collector.Batch
+	for i := range 6 { // learning: bash runs sh, nginx starts
+		base := at(time.Duration(i) * time.Second)
+		batches = append(batches, makeBatch(t, mem, collector.KindExec,
+			execRow(base, 100, 1, "bash", "/bin/bash", ""),
+			execRow(base.Add(ms(100)), 101, 100, "sh", "/bin/sh", ""),
+			execRow(base.Add(ms(200)), 200, 1, "nginx", "/usr/sbin/nginx", ""),
+		))
+	}
+	batches = append(batches, makeBatch(t, mem, collector.KindExec,
+		// tree 1: nginx spawns a shell, which runs id
+		execRow(at(7*time.Second), 201, 200, "sh", "/bin/sh", ""),
+		execRow(at(7*time.Second+ms(10)), 202, 201, "id", "/usr/bin/id", ""),
+		// tree 2: an unrelated new binary started by init
+		execRow(at(7*time.Second+ms(20)), 400, 1, "dropper", "/tmp/dropper", ""),
+	))
+	run(t, d, batches...)
+
+	byIncident := map[string][]string{}
+	for _, a := range rec.anomalies {
+		byIncident[a.IncidentID] = append(byIncident[a.IncidentID], a.Entity.Kind+":"+a.Entity.Name+" "+a.Value)
+	}
+	if len(byIncident) != 2 {
+		t.Fatalf("%d incidents, want 2: %v", len(byIncident), byIncident)
+	}
+	for id, as := range byIncident {
+		var ents []string
+		for _, e := range rec.incidents {
+			if e.ID == id {
+				ents = e.Entities
+			}
+		}
+		switch {
+		case slices.Contains(ents, "comm:dropper"):
+			if len(ents) != 1 {
+				t.Errorf("dropper incident also names %v (%v)", ents, as)
+			}
+		case slices.Contains(ents, "comm:sh"):
+			if slices.Contains(ents, "comm:dropper") || !slices.Contains(ents, "comm:id") {
+				t.Errorf("web shell incident entities %v (%v)", ents, as)
+			}
+		default:
+			t.Errorf("incident names %v (%v)", ents, as)
+		}
+	}
+}
+
+// TestProcTableTree covers how trees are inherited: across exec, from a
+// parent seen exec'ing, through a fork-only ancestor found in /proc, and
+// rooted at a child of a process that predates Vigil.
+func TestProcTableTree(t *testing.T) {
+	root := t.TempDir()
+	proc := func(pid, ppid, comm string) {
+		dir := filepath.Join(root, pid)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		_ = os.WriteFile(filepath.Join(dir, "comm"), []byte(comm+"\n"), 0o644)
+		// a hostile comm with spaces and parentheses must not confuse the parser
+		_ = os.WriteFile(filepath.Join(dir, "stat"), []byte(pid+" ("+comm+") S "+ppid+" 1 1 0"), 0o644)
+	}
+	proc("10", "1", "sshd")      // predates Vigil
+	proc("31", "30", "bash) (x") // a subshell of 30, forked without exec
+	p := newProcTable(64, root)
+	const h = "h"
+	hk := hostKey(h)
+
+	bash := p.execTree(h, hk, 30, 10, "bash")
+	if bash != rootTree(h, 30, "bash") {
+		t.Errorf("child of a pre-existing process: tree %q", bash)
+	}
+	if got := p.execTree(h, hk, 31, 30, "bash"); got != bash {
+		t.Errorf("child of a seen parent: %q, want %q", got, bash)
+	}
+	delete(p.m, 31) // now 31 is only in /proc: a fork-only subshell
+	if got := p.execTree(h, hk, 32, 31, "make"); got != bash {
+		t.Errorf("through a fork-only ancestor: %q, want %q", got, bash)
+	}
+	if got := p.execTree(h, hk, 32, 31, "cc"); got != bash {
+		t.Errorf("re-exec keeps the tree: %q", got)
+	}
+	if got := p.treeOf(h, hk, 99, "curl"); got != rootTree(h, 99, "curl") {
+		t.Errorf("unknown actor: %q", got)
+	}
+	if got := p.execTree(h, scopeKey(h, "c1"), 50, 30, "nginx"); got != scopeKey(h, "c1") {
+		t.Errorf("container process: %q", got)
+	}
+}
