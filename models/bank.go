@@ -102,7 +102,7 @@ func (b *Bank) Observe(k SeriesKey, ts time.Time, v float64) (Anomaly, bool) {
 		return Anomaly{}, false
 	case sl.rule >= 0 && sl.burst.Hold > 0:
 		return Anomaly{}, false
-	case v > s.Expected && v <= peakSlack*bv.Peak:
+	case v > s.Expected && v <= peakSlack*bv.Seen:
 		return Anomaly{}, false
 	}
 	return Anomaly{

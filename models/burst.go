@@ -102,7 +102,8 @@ func (p *burstParams) rule(series string) int8 {
 // burstState is a series' burst detector: its decayed peak and cooldown.
 // Fixed-size fields only, so encoding/binary checkpoints it as is.
 type burstState struct {
-	Peak float64 // decayed peak of the values learned
+	Peak float64 // decayed peak of the values learned: the burst threshold's base
+	Seen float64 // decayed highest value seen, learned at once: "this high before"
 	Last int64   // unix nanoseconds of the latest point, for the decay
 	N    uint32  // points learned, saturating
 	Hold uint32  // points left before the detector may alert again
@@ -112,6 +113,7 @@ type burstState struct {
 type burstVerdict struct {
 	Alert     bool
 	Peak      float64 // the learned peak the point was compared with
+	Seen      float64 // the decayed highest value seen before the point
 	Threshold float64 // max(Floor, Mult*Peak)
 	Score     float64
 }
@@ -130,13 +132,17 @@ func (s *burstState) update(p *burstParams, ri int8, ts int64, v float64) burstV
 		return burstVerdict{}
 	}
 	if s.N > 0 && ts > s.Last {
-		s.Peak *= math.Exp2(-float64(ts-s.Last) / p.halfLife)
+		f := math.Exp2(-float64(ts-s.Last) / p.halfLife)
+		s.Peak *= f
+		s.Seen *= f
 	}
+	seen := s.Seen
+	s.Seen = max(s.Seen, v)
 	if ts > s.Last {
 		s.Last = ts
 	}
 	if ri < 0 {
-		out := burstVerdict{Peak: s.Peak}
+		out := burstVerdict{Peak: s.Peak, Seen: seen}
 		s.Peak = max(s.Peak, v)
 		if s.N < math.MaxUint32 {
 			s.N++
@@ -144,7 +150,7 @@ func (s *burstState) update(p *burstParams, ri int8, ts int64, v float64) burstV
 		return out
 	}
 	r := &p.rules[ri]
-	out := burstVerdict{Peak: s.Peak, Threshold: max(r.Floor, r.Mult*s.Peak)}
+	out := burstVerdict{Peak: s.Peak, Seen: seen, Threshold: max(r.Floor, r.Mult*s.Peak)}
 	armed := s.N >= p.warmup[ri]
 	over := armed && v >= out.Threshold && v > r.Mult*s.Peak
 	if s.Hold > 0 {
@@ -158,12 +164,23 @@ func (s *burstState) update(p *burstParams, ri int8, ts int64, v float64) burstV
 	if over {
 		learn = out.Threshold
 	}
-	s.Peak = max(s.Peak, learn)
+	if armed && learn > s.Peak {
+		// Past warm-up a rise is learned gradually: a storm that ramps
+		// up over a few steps is still a burst against the peak before
+		// it, while a lasting rise is learned within about a hold.
+		s.Peak += peakRise * (learn - s.Peak)
+	} else {
+		s.Peak = max(s.Peak, learn)
+	}
 	if s.N < math.MaxUint32 {
 		s.N++
 	}
 	return out
 }
+
+// peakRise is the fraction of the way to a higher value the learned peak
+// moves per step once warm.
+const peakRise = 0.25
 
 // burstScore is 0.6 (medium) at the threshold, rising by 0.1 per doubling
 // beyond it, up to 1 at 16 times the threshold.
@@ -176,7 +193,7 @@ func burstScore(v, threshold float64) float64 {
 
 // burstVersion is the first byte of a burst state checkpoint; a change to
 // burstState must bump it.
-const burstVersion = 1
+const burstVersion = 2
 
 // BurstStateSize is the size in bytes of a burst detector checkpoint.
 var BurstStateSize = 1 + binary.Size(burstState{})
@@ -196,7 +213,7 @@ func (s *burstState) unmarshal(data []byte) error {
 	if _, err := binary.Decode(data[1:], binary.LittleEndian, &st); err != nil {
 		return fmt.Errorf("burst state: %w: %w", ErrCheckpoint, err)
 	}
-	if math.IsNaN(st.Peak) || math.IsInf(st.Peak, 0) || st.Peak < 0 {
+	if bad := func(f float64) bool { return math.IsNaN(f) || math.IsInf(f, 0) || f < 0 }; bad(st.Peak) || bad(st.Seen) {
 		return fmt.Errorf("burst state: %w: bad peak", ErrCheckpoint)
 	}
 	*s = st

@@ -45,6 +45,7 @@ func TestBurst(t *testing.T) {
 		{"50 to 5000 alerts once", "forks", cat(steady(40, 20, 50, 30), []point{{5000, true}, {6000, false}, {5500, false}}, steady(10, 30))},
 		{"under Mult times the peak is normal", "forks", cat(steady(40, 20, 50, 30), []point{{190, false}})},
 		{"a lasting change is learned, not re-alerted", "forks", cat(steady(30, 10), []point{{900, true}}, steady(60, 900))},
+		{"a storm ramping up is still a burst", "forks", cat(steady(40, 0, 2), []point{{30, false}, {77, true}, {77, false}})},
 		{"scan: new entity alerts on the floor", "scan", []point{{25, true}}},
 		{"scan: below the floor never", "scan", cat(steady(10, 0, 1, 2), []point{{19, false}})},
 		{"scan: own history raises the bar", "scan", cat([]point{{30, true}}, steady(40, 30), []point{{60, false}, {300, true}})},

@@ -10,7 +10,7 @@ import (
 
 // detectorVersion is the first byte of a detector checkpoint; a change to
 // numState must bump it so that old checkpoints are refused, not misread.
-const detectorVersion = 2
+const detectorVersion = 3
 
 // ErrCheckpoint is returned (wrapped) for a checkpoint that cannot be read.
 var ErrCheckpoint = errors.New("bad checkpoint")
@@ -84,7 +84,10 @@ func (s *numState) finite() bool {
 			return false
 		}
 	}
-	return ok(s.Step, s.Hi, s.Lo)
+	if !ok(s.WScale) || s.WScale < 0 {
+		return false
+	}
+	return ok(s.Step, s.Hi, s.Lo, s.DHi, s.DLo, s.Prev)
 }
 
 // reader decodes the length-prefixed fields of checkpoints, remembering the

@@ -138,15 +138,27 @@ func NewCorrelator(o CorrelatorOptions) *Correlator {
 	return &Correlator{o: o.withDefaults(), byKey: make(map[string]*incident), all: make(map[uint64]*incident)}
 }
 
+// anomalyKeys are what an anomaly joins an incident by: its process tree
+// when it has one, else its entity. Not both: an entity such as "sh" or a
+// whole host is shared by unrelated trees, and joining on it would fold
+// everything a host does into one incident.
 func anomalyKeys(a *Anomaly) []string {
-	keys := make([]string, 0, 2)
-	if a.Tree != "" {
-		keys = append(keys, "t\x00"+a.Tree)
+	if k := AnomalyKey(a); k != "" {
+		return []string{k}
 	}
-	if a.Entity != "" {
-		keys = append(keys, "e\x00"+a.Entity)
+	return nil
+}
+
+// AnomalyKey is the correlation key of a (see anomalyKeys); "" if it has
+// neither a tree nor an entity.
+func AnomalyKey(a *Anomaly) string {
+	switch {
+	case a.Tree != "":
+		return "t\x00" + a.Tree
+	case a.Entity != "":
+		return "e\x00" + a.Entity
 	}
-	return keys
+	return ""
 }
 
 // Observe folds a into an incident and returns the updates to publish
@@ -234,12 +246,12 @@ func (c *Correlator) add(inc *incident, a *Anomaly, at time.Time, keys []string)
 		if a.Score > d.Score {
 			d.Score, d.Severity, d.Expected, d.Observed = a.Score, a.Severity, a.Expected, a.Observed
 		}
-		if len(d.EventIDs) < 16 {
-			d.EventIDs = append(d.EventIDs, a.EventIDs[:min(len(a.EventIDs), 16-len(d.EventIDs))]...)
+		if len(d.EventIDs) < maxEventIDs {
+			d.EventIDs = append(d.EventIDs, a.EventIDs[:min(len(a.EventIDs), maxEventIDs-len(d.EventIDs))]...)
 		}
 	case len(inc.Anomalies) < c.o.MaxEvidence:
 		b := *a
-		b.EventIDs = slices.Clone(a.EventIDs)
+		b.EventIDs = slices.Clone(a.EventIDs[:min(len(a.EventIDs), maxEventIDs)])
 		inc.Anomalies = append(inc.Anomalies, b)
 		changed = true
 	}
@@ -378,6 +390,10 @@ func (c *Correlator) Open() []Incident {
 	slices.SortFunc(out, func(a, b Incident) int { return a.Opened.Compare(b.Opened) })
 	return out
 }
+
+// Has reports whether the correlator still holds incident id, open or
+// recently resolved (one it would reopen).
+func (c *Correlator) Has(id uint64) bool { return c.all[id] != nil }
 
 func (c *Correlator) drop(inc *incident) {
 	for _, k := range inc.keys {

@@ -15,6 +15,7 @@ const (
 	CauseSpike          // the point is far from the one-step forecast
 	CauseShift          // the short-term mean moved away from the long-term level
 	CauseVariance       // the series became much noisier or much calmer
+	CauseFlatline       // the value has been stuck longer than ever before
 )
 
 func (c Cause) String() string {
@@ -25,6 +26,8 @@ func (c Cause) String() string {
 		return "level_shift"
 	case CauseVariance:
 		return "variance_change"
+	case CauseFlatline:
+		return "flatline"
 	}
 	return "none"
 }
@@ -55,7 +58,7 @@ type DetectorOptions struct {
 // included: there is no per-series tuning.
 func DefaultDetectorOptions() DetectorOptions {
 	return DetectorOptions{
-		Warmup:       100,
+		Warmup:       50,
 		AlertScore:   0.34,
 		Hold:         150,
 		HoldDamp:     0.3,
@@ -147,7 +150,24 @@ const (
 	// false alarms.
 	spikeWeight = 0.9
 
+	// A run of identical values longer, by flatRatio, than any run the
+	// series has completed before is a flatline: a stuck sensor, a
+	// process that went quiet. It scores flatSurprise nats once, when the
+	// run crosses that length, and needs at least flatMinRun points so
+	// that coarse values repeating by chance do not count. The record says
+	// little until the series has shown flatHistory times the run's length
+	// (an event stream idle between rare bursts has few runs to compare
+	// with when its first long gap comes), so before that no run counts.
+	flatRatio    = 1.1
+	flatMinRun   = 10
+	flatHistory  = 5
+	flatSurprise = 12
+
 	seasonBuckets = 144 // ten-minute buckets over a day
+	weekBuckets   = 168 // hourly buckets over a week
+	weekBucket    = 7 * 86400 / weekBuckets
+	weekSteps     = 4096 // week correction steps per recorded range
+	alphaWeek     = 0.2  // per-visit update of an hour-of-week bucket
 )
 
 // tail models the upper tail of one feature: Q tracks the TailQuantile
@@ -270,10 +290,17 @@ type numState struct {
 	Last    int64  // unix nanoseconds of the latest point
 	Step    float64
 	Hi, Lo  float64                // decayed record high and low
+	DHi     float64                // same, of the deseasonalised series,
+	DLo     float64                // from when the time-of-day profile is ready
+	Prev    float64                // latest value
+	Run     uint32                 // points in the current run of values equal to Prev
+	RunMax  uint32                 // longest run completed so far
 	Raw     view                   // the series as is
 	Des     view                   // the series minus its time-of-day profile
-	Season  [seasonBuckets]float32 // mean value per time-of-day bucket
-	SeasonN [seasonBuckets]uint16  // visits per bucket, saturating
+	Season  [seasonBuckets]float32 // mean value less Week per time-of-day bucket
+	SeasonN [seasonBuckets]uint8   // visits per bucket, saturating
+	Week    [weekBuckets]int16     // hour-of-week correction to Season, in WScale units
+	WScale  float64                // value of one Week step, fixed when the profile is ready
 }
 
 // Detector is a streaming anomaly detector for one numeric series. It looks
@@ -282,11 +309,15 @@ type numState struct {
 // scale and turned into a tail probability by its own peaks-over-threshold
 // model, so the threshold adapts to each series' own tail. Once a day of a
 // time-of-day profile is learned, the same views of the deseasonalised
-// series take over whenever they forecast clearly better. A new record high
-// or low adds evidence. The score is the largest surprise, mapped linearly
-// to [0,1]; after an alert, scores are damped for a while so that one event
-// is one alert, and a level shift re-baselines instead of alerting until
-// the averages catch up. Scores use only past points (no look-ahead) and
+// series take over whenever they forecast clearly better; an hour-of-week
+// correction to that profile learns how weekdays differ, so a weekend is
+// expected and a holiday is not. A new record high or low (new both as a
+// value and, when the deseasonalised view scores, against the time-of-day
+// norm) adds evidence. A run of one value longer than any the series has
+// completed before is a flatline, scored once. The score is the largest
+// surprise, mapped linearly to [0,1]; after an alert, scores are damped for
+// a while so that one event is one alert, and a level shift re-baselines
+// instead of alerting until the averages catch up. Scores use only past points (no look-ahead) and
 // the detector is quiet for a bounded warm-up.
 //
 // A Detector is not safe for concurrent use.
@@ -344,9 +375,11 @@ func (d *Detector) Update(ts time.Time, v float64) Score {
 		s.Last = now
 	}
 
-	b := seasonIndex(ts)
-	seas := float64(s.Season[b])
-	ready := s.seasonReady(ts)
+	sec := ts.Unix()
+	b, h := seasonIndex(sec), weekIndex(sec)
+	day, week := float64(s.Season[b]), float64(s.Week[h])*s.WScale
+	seas := day + week
+	ready := s.seasonReady(sec)
 	rl := s.Raw.look(v)
 	var dl look
 	if ready {
@@ -355,6 +388,12 @@ func (d *Detector) Update(ts time.Time, v float64) Score {
 		}
 		dl = s.Des.look(v - seas)
 	}
+	run := uint32(1)
+	if v == s.Prev {
+		run = s.Run + 1
+	}
+	flatAt := max(uint32(flatRatio*float64(s.RunMax)), flatMinRun-1) + 1
+	flat := s.RunMax > 0 && run == flatAt && s.N >= flatHistory*run
 	useDes := ready && s.NS >= uint32(p.opts.Warmup) && s.Des.Err < seasonGate*s.Raw.Err
 
 	out := Score{Expected: s.Raw.Fast, Observed: v, Warm: s.N >= uint32(p.opts.Warmup)}
@@ -369,9 +408,15 @@ func (d *Detector) Update(ts time.Time, v float64) Score {
 		} else {
 			best, out.Cause = s.Raw.surprise(&rl, p)
 		}
-		if margin := extremeMargin * (s.Hi - s.Lo); v > s.Hi+margin || v < s.Lo-margin {
-			out.Extreme = true
+		out.Extreme = outside(v, s.Hi, s.Lo)
+		if useDes {
+			out.Extreme = out.Extreme && outside(v-seas, s.DHi, s.DLo)
+		}
+		if out.Extreme {
 			best += extremeBonus
+		}
+		if flat && flatSurprise > best {
+			best, out.Cause = flatSurprise, CauseFlatline
 		}
 		raw := min(max(best*p.invMax, 0), 1)
 		out.Raw, out.Value = raw, raw
@@ -394,10 +439,37 @@ func (d *Detector) Update(ts time.Time, v float64) Score {
 
 	s.Raw.learn(v, &rl, float64(s.N), p)
 	if ready {
-		s.Des.learn(v-seas, &dl, float64(s.NS), p)
+		r := v - seas
+		switch {
+		case s.NS == 0:
+			s.DHi, s.DLo = r, r
+		case s.NS < uint32(p.opts.Warmup):
+			s.DHi, s.DLo = max(s.DHi, r), min(s.DLo, r)
+		default:
+			s.DHi = max(r, s.DHi-(s.DHi-s.Des.Slow)*(1.0/extremeHorizon))
+			s.DLo = min(r, s.DLo+(s.Des.Slow-s.DLo)*(1.0/extremeHorizon))
+		}
+		s.Des.learn(r, &dl, float64(s.NS), p)
 		s.NS++
 	}
-	s.learnSeason(b, v)
+	s.learnSeason(b, v-week)
+	if ready {
+		// The day-of-week correction learns what the daily profile
+		// leaves, at a rate per visit of its hour rather than per point.
+		// Corrections are kept as 16-bit steps of a scale fixed from the
+		// range seen by then, which halves their memory; they saturate at
+		// 8 times that range.
+		if s.WScale == 0 {
+			s.WScale = max(s.Hi-s.Lo, 1e-6*math.Abs(v), math.SmallestNonzeroFloat64) / weekSteps
+		}
+		aw := alphaWeek * min(1, s.Step/weekBucket)
+		w := (week + aw*(v-day-week)) / s.WScale
+		s.Week[h] = int16(math.Round(min(max(w, math.MinInt16), math.MaxInt16)))
+	}
+	if run == 1 {
+		s.RunMax = max(s.RunMax, s.Run)
+	}
+	s.Prev, s.Run = v, run
 	if s.N < uint32(p.opts.Warmup) {
 		s.Hi, s.Lo = max(s.Hi, v), min(s.Lo, v)
 	} else {
@@ -414,6 +486,7 @@ func (d *Detector) start(ts time.Time, v float64) {
 	s.First = ts.Unix()
 	s.Last = ts.UnixNano()
 	s.Hi, s.Lo = v, v
+	s.Prev, s.Run = v, 1
 	s.Raw.reset(v)
 	for i := range s.Season {
 		s.Season[i] = float32(v)
@@ -422,25 +495,40 @@ func (d *Detector) start(ts time.Time, v float64) {
 
 // seasonReady reports whether the time-of-day profile has seen a full day
 // at a cadence fine enough to resolve it.
-func (s *numState) seasonReady(ts time.Time) bool {
-	return ts.Unix()-s.First >= 86400 && s.Step > 0 && s.Step <= 3600
+func (s *numState) seasonReady(sec int64) bool {
+	return sec-s.First >= 86400 && s.Step > 0 && s.Step <= 3600
 }
 
-// seasonIndex returns ts's time-of-day bucket. Buckets are piecewise
-// constant rather than interpolated so that step-shaped daily patterns (a
-// batch job starting at 09:00) are learned exactly.
-func seasonIndex(ts time.Time) int {
-	sec := ts.Unix() % 86400
+// seasonIndex returns the time-of-day bucket of unix time sec. Buckets are
+// piecewise constant rather than interpolated so that step-shaped daily
+// patterns (a batch job starting at 09:00) are learned exactly.
+func seasonIndex(sec int64) int {
+	sec %= 86400
 	if sec < 0 {
 		sec += 86400
 	}
 	return int(sec * seasonBuckets / 86400)
 }
 
+// outside reports whether x beats the record high hi or low lo by a margin.
+func outside(x, hi, lo float64) bool {
+	margin := extremeMargin * (hi - lo)
+	return x > hi+margin || x < lo-margin
+}
+
+// weekIndex returns the hour-of-week bucket of unix time sec.
+func weekIndex(sec int64) int {
+	h := sec / weekBucket % weekBuckets
+	if h < 0 {
+		h += weekBuckets
+	}
+	return int(h)
+}
+
 // learnSeason folds v into its bucket: a running mean over the first
 // visits, then an EWMA per visit.
 func (s *numState) learnSeason(b int, v float64) {
-	if s.SeasonN[b] < math.MaxUint16 {
+	if s.SeasonN[b] < math.MaxUint8 {
 		s.SeasonN[b]++
 	}
 	a := max(alphaSeason, 1/float64(s.SeasonN[b]))

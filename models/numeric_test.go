@@ -278,3 +278,102 @@ func TestDetectorNewExtreme(t *testing.T) {
 		t.Errorf("new extreme scored %.3f, same deviation inside the range %.3f", beyond.Raw, inside.Raw)
 	}
 }
+
+// TestDetectorFlatline checks the flatline cause: a run of identical values
+// longer than any the series has completed before alerts once, and runs the
+// series has shown before stay quiet.
+func TestDetectorFlatline(t *testing.T) {
+	tests := []struct {
+		name  string
+		n     int
+		value func(i int, r *rand.Rand) float64
+		want  int // flatline alerts
+	}{
+		{"stuck sensor alerts once", 4000, func(i int, r *rand.Rand) float64 {
+			if i >= 3000 {
+				return 100
+			}
+			return 100 + r.NormFloat64()
+		}, 1},
+		{"constant from the start stays quiet", 4000, func(int, *rand.Rand) float64 { return 0 }, 0},
+		{"duty cycle of equal runs stays quiet", 4000, func(i int, r *rand.Rand) float64 {
+			if i%200 < 120 {
+				return 0
+			}
+			return 5 + r.NormFloat64()
+		}, 0},
+		{"longest idle yet alerts once", 4000, func(i int, r *rand.Rand) float64 {
+			if i%200 < 120 || i >= 3000 && i < 3400 {
+				return 0
+			}
+			return 5 + r.NormFloat64()
+		}, 1},
+		{"rare bursts' first long gap stays quiet", 4000, func(i int, _ *rand.Rand) float64 {
+			if i%600 == 120 {
+				return 42
+			}
+			return 0
+		}, 0},
+		{"coarse values repeating by chance stay quiet", 4000, func(_ int, r *rand.Rand) float64 {
+			return float64(r.IntN(3))
+		}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(11, 12))
+			d := NewDetector(DetectorOptions{})
+			got := 0
+			for i := range tt.n {
+				s := d.Update(t0.Add(time.Duration(i)*5*time.Minute), tt.value(i, r))
+				if s.Cause == CauseFlatline && s.Alert {
+					got++
+				}
+			}
+			if got != tt.want {
+				t.Errorf("%d flatline alerts, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestDetectorWeekly checks the hour-of-week correction: a series whose
+// weekends differ from its weekdays stays quiet once it has seen a few
+// weeks, and a weekday that behaves like a Sunday (a holiday) alerts.
+func TestDetectorWeekly(t *testing.T) {
+	const step = 30 * time.Minute
+	const perDay = 48
+	value := func(i int, holiday bool, r *rand.Rand) float64 {
+		day := (i / perDay) % 7 // t0 is a Monday
+		v := 100 + 40*math.Sin(2*math.Pi*float64(i%perDay)/perDay)
+		if day >= 5 || holiday {
+			v = 60 + 10*math.Sin(2*math.Pi*float64(i%perDay)/perDay)
+		}
+		return v + 2*r.NormFloat64()
+	}
+	tests := []struct {
+		name    string
+		holiday int // day index that behaves like a Sunday, or -1
+		from    int // alerts are counted from this day on
+		min     int
+		max     int
+	}{
+		{"weekly pattern stays quiet", -1, 21, 0, 0},
+		{"holiday alerts", 7*7 + 2, 7*7 + 2, 1, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(13, 14))
+			d := NewDetector(DetectorOptions{})
+			alerts := 0
+			for i := range 8 * 7 * perDay {
+				s := d.Update(t0.Add(time.Duration(i)*step), value(i, i/perDay == tt.holiday, r))
+				if s.Alert && i >= tt.from*perDay {
+					alerts++
+				}
+			}
+			if alerts < tt.min || alerts > tt.max {
+				t.Errorf("%d alerts from day %d, want %d..%d", alerts, tt.from, tt.min, tt.max)
+			}
+		})
+	}
+}

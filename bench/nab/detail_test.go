@@ -13,14 +13,14 @@ import (
 )
 
 // TestNABDetail prints where the standard profile wins and loses points on
-// the shared split, file by file. It only runs with VIGIL_NAB_DETAIL=1;
-// VIGIL_NAB_WIN=1 adds each window's best scores and every detection's
-// cause ("DET <in window> <cause>/seas=/ext= <score>"):
+// the shared split, file by file. It only runs with BENCH_NAB_DETAIL=1;
+// BENCH_NAB_WIN=1 adds each window's best scores and every detection's
+// cause ("DET <file> <index> <in window> <cause>/seas=/ext= <score>"):
 //
-//	VIGIL_NAB_DETAIL=1 go test ./bench/nab/ -run NABDetail -v
+//	BENCH_NAB_DETAIL=1 go test ./bench/nab/ -run NABDetail -v
 func TestNABDetail(t *testing.T) {
-	if os.Getenv("VIGIL_NAB_DETAIL") == "" {
-		t.Skip("set VIGIL_NAB_DETAIL=1 to print the per-file breakdown")
+	if os.Getenv("BENCH_NAB_DETAIL") == "" {
+		t.Skip("set BENCH_NAB_DETAIL=1 to print the per-file breakdown")
 	}
 	dir := nabDir(t)
 	labels, err := ReadWindows(filepath.Join(dir, "labels", "combined_windows.json"))
@@ -42,7 +42,7 @@ func TestNABDetail(t *testing.T) {
 	p := Profiles[0]
 	ps := corpus.Score(p)
 	fmt.Printf("standard %.2f at threshold %.4f\n", ps.Normalized, ps.Threshold)
-	if os.Getenv("VIGIL_NAB_WIN") != "" {
+	if os.Getenv("BENCH_NAB_WIN") != "" {
 		for _, path := range files {
 			rel, _ := filepath.Rel(filepath.Join(dir, "data"), path)
 			rel = filepath.ToSlash(rel)
@@ -66,7 +66,7 @@ func TestNABDetail(t *testing.T) {
 			prob := probationLength(len(s.Values))
 			for i := prob; i < len(vals); i++ {
 				if vals[i] >= ps.Threshold {
-					fmt.Printf("DET %v %s %.3f\n", inWin[i], causes[i], vals[i])
+					fmt.Printf("DET %s %d %v %s %.3f\n", rel, i, inWin[i], causes[i], vals[i])
 				}
 			}
 			for _, w := range labels[rel] {
@@ -97,10 +97,10 @@ func fmtF(fs []float64) string {
 }
 
 // TestNABQuick prints the summary Run prints, without the command line
-// (VIGIL_NAB_QUICK=1).
+// (BENCH_NAB_QUICK=1).
 func TestNABQuick(t *testing.T) {
-	if os.Getenv("VIGIL_NAB_QUICK") == "" {
-		t.Skip("set VIGIL_NAB_QUICK=1")
+	if os.Getenv("BENCH_NAB_QUICK") == "" {
+		t.Skip("set BENCH_NAB_QUICK=1")
 	}
 	dir := nabDir(t)
 	if _, err := Run(context.Background(), Options{

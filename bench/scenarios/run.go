@@ -25,8 +25,8 @@ import (
 type Options struct {
 	Binary   string        // the vigil binary; required
 	Only     []string      // scenario names to play; all when empty
-	Baseline time.Duration // warm-up with the baseline alone; default 60s
-	Quiet    time.Duration // baseline alone after the scenarios, counting false positives; default 60s
+	Baseline time.Duration // warm-up with the baseline alone, also the models' learning period; default 3m
+	Quiet    time.Duration // baseline alone after the scenarios, counting false positives; default 10m
 	Wait     time.Duration // how long to wait for each detection; default 30s
 	Out      io.Writer     // the table; nil for none
 	Logger   *slog.Logger  // nil discards
@@ -34,22 +34,48 @@ type Options struct {
 
 // Outcome is what one scenario produced.
 type Outcome struct {
-	Name        string        `json:"name"`
-	Error       string        `json:"error,omitempty"`
+	Name     string        `json:"name"`
+	Error    string        `json:"error,omitempty"`
+	RunTime  time.Duration `json:"run_ns"` // the scenario's own run (detection is polled meanwhile)
+	Expected string        `json:"expected"`
+	Note     string        `json:"note,omitempty"` // what the scenario reports about itself, e.g. the loss mechanism
+
+	// Detected: a new anomaly was grouped into an incident within the wait.
 	Detected    bool          `json:"detected"`
-	TimeToAlert time.Duration `json:"time_to_detect_ns,omitempty"`
-	EntityRight bool          `json:"entity_right"`
-	Entity      string        `json:"entity,omitempty"`   // entity_kind:entity of the anomaly reported
-	Detector    string        `json:"detector,omitempty"` // its detector
-	IncidentID  string        `json:"incident_id,omitempty"`
-	Title       string        `json:"title,omitempty"`
-	Summary     string        `json:"summary,omitempty"`
-	Expected    string        `json:"expected"`
+	TimeToAlert time.Duration `json:"time_to_detect_ns,omitempty"` // until the poll saw the reported anomaly grouped
+	// ExpectedEntity is the scenario's entity, as "kind:name".
+	ExpectedEntity string `json:"expected_entity"`
+	// EntityRight: an anomaly newer than the start has exactly the expected
+	// entity_kind and entity, and its incident's entities include it.
+	EntityRight bool `json:"entity_right"`
+	// ActorInEvidence: the reported anomaly's evidence names the actor's
+	// comm although its entity is a wider scope (the host or container),
+	// as the categorical detectors record it. Not counted as entity_right.
+	ActorInEvidence bool     `json:"actor_in_evidence"`
+	Entity          string   `json:"entity,omitempty"` // entity_kind:entity of the reported anomaly
+	Series          string   `json:"series,omitempty"`
+	Detector        string   `json:"detector,omitempty"`
+	Evidence        string   `json:"evidence,omitempty"`
+	IncidentID      string   `json:"incident_id,omitempty"`
+	IncidentEntity  []string `json:"incident_entities,omitempty"`
+	Title           string   `json:"title,omitempty"`
+	// Others is every new grouped anomaly seen in the wait, as
+	// "entity series detector comm=<evidence comm> ×count", to tell a wrong
+	// pick from a miss.
+	Others  []string `json:"other_anomalies,omitempty"`
+	Summary string   `json:"summary,omitempty"`
+
+	// Telemetry is how many of the scenario's own rows reached ClickHouse
+	// (TelemetryProbe says which): 0 is a probe miss, rows without
+	// detection a model miss. -1 if the count failed.
+	Telemetry      int64  `json:"telemetry_rows"`
+	TelemetryProbe string `json:"telemetry_probe"`
 }
 
 // Result is the whole run, JSON-able.
 type Result struct {
 	Scenarios      []Outcome     `json:"scenarios"`
+	Baseline       time.Duration `json:"baseline_ns"`
 	Quiet          time.Duration `json:"quiet_ns"`
 	FalsePositives int           `json:"false_positive_incidents"`
 	FPTitles       []string      `json:"false_positive_titles,omitempty"`
@@ -64,10 +90,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return Result{}, errors.New("no vigil binary")
 	}
 	if o.Baseline <= 0 {
-		o.Baseline = time.Minute
+		o.Baseline = 3 * time.Minute
 	}
-	if o.Quiet <= 0 {
-		o.Quiet = time.Minute
+	if o.Quiet < 0 {
+		o.Quiet = 0
 	}
 	if o.Wait <= 0 {
 		o.Wait = 30 * time.Second
@@ -85,13 +111,19 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return Result{}, fmt.Errorf("no scenario matches %v", o.Only)
 	}
 
+	bins, cleanup, err := installActors()
+	if err != nil {
+		return Result{}, err
+	}
+	defer cleanup()
+
 	srv, err := startVigil(ctx, o.Binary, o.Baseline, o.Logger)
 	if err != nil {
 		return Result{}, err
 	}
 	defer srv.stop()
 
-	base, err := startBaseline(ctx)
+	base, err := startBaseline(ctx, bins)
 	if err != nil {
 		return Result{}, err
 	}
@@ -101,23 +133,46 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return Result{}, err
 	}
 
+	res := Result{Baseline: o.Baseline}
 	seen := map[string]bool{} // anomaly ids already attributed
-	var res Result
+	srv.markSeen(ctx, seen)
 	for _, s := range table {
 		o.Logger.Info("scenario", "name", s.Name)
-		oc := Outcome{Name: s.Name, Expected: s.Expected}
+		env := &Env{bins: bins, base: base}
+		oc := Outcome{Name: s.Name, Expected: s.Expected, ExpectedEntity: s.Entity.String(), TelemetryProbe: s.Telemetry.String()}
+		// detection is polled while the scenario runs, so time to detect
+		// does not include the rest of a long scenario
 		start := time.Now()
-		if err := s.Run(ctx); err != nil {
-			oc.Error = err.Error()
+		type ran struct {
+			err error
+			d   time.Duration
 		}
-		if err := srv.detect(ctx, start, s.Entity, o.Wait, seen, &oc); err != nil {
-			return res, err
+		done := make(chan ran, 1)
+		go func() {
+			err := s.Run(ctx, env)
+			done <- ran{err, time.Since(start)}
+		}()
+		derr := srv.detect(ctx, start, s.Entity, o.Wait, seen, &oc)
+		r := <-done
+		rerr := r.err
+		oc.RunTime = r.d
+		if derr != nil {
+			return res, derr
 		}
-		res.Scenarios = append(res.Scenarios, oc)
+		if rerr != nil {
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+			oc.Error = rerr.Error()
+		}
+		oc.Note = strings.Join(env.note, "; ")
 		// let stragglers from this scenario land before the next starts
 		if err := sleep(ctx, 3*time.Second); err != nil {
 			return res, err
 		}
+		oc.Telemetry = srv.count(ctx, start, s.Telemetry)
+		o.Logger.Info("scenario done", "name", s.Name, "detected", oc.Detected, "entity_right", oc.EntityRight, "telemetry", oc.Telemetry, "note", oc.Note, "error", oc.Error)
+		res.Scenarios = append(res.Scenarios, oc)
 		srv.markSeen(ctx, seen)
 	}
 
@@ -152,19 +207,31 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 func writeTable(w io.Writer, r Result) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\tdetected\ttime\tentity ok\tentity\ttitle")
+	fmt.Fprintln(tw, "scenario\tran\tdetected\ttime\tentity ok\tentity\tdetector\ttelemetry\ttitle")
 	for _, s := range r.Scenarios {
 		t := "-"
 		if s.Detected {
 			t = s.TimeToAlert.Round(100 * time.Millisecond).String()
 		}
-		name := s.Name
-		if s.Error != "" {
-			name += " (error: " + s.Error + ")"
+		ok := fmt.Sprint(s.EntityRight)
+		if !s.EntityRight && s.ActorInEvidence {
+			ok = "evidence"
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%v\t%s\t%s\n", name, s.Detected, t, s.EntityRight, s.Entity, s.Title)
+		ent := s.Entity
+		if ent == "" {
+			ent = "(want " + s.ExpectedEntity + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, s.RunTime.Round(100*time.Millisecond), s.Detected, t, ok, ent, s.Detector, s.Telemetry, s.Title)
 	}
 	tw.Flush()
+	for _, s := range r.Scenarios {
+		if s.Error != "" {
+			fmt.Fprintf(w, "  %s: error: %s\n", s.Name, s.Error)
+		}
+		if s.Note != "" {
+			fmt.Fprintf(w, "  %s: %s\n", s.Name, s.Note)
+		}
+	}
 	fmt.Fprintf(w, "quiet baseline %s: %d incident(s); whole run: %s\n", r.Quiet, r.FalsePositives, r.Anomalies)
 	for _, t := range r.FPTitles {
 		fmt.Fprintf(w, "  %s\n", t)
@@ -308,62 +375,139 @@ func str(r map[string]any, k string) string {
 }
 
 // detect waits up to wait for an anomaly grouped into an incident, newer
-// than start and not seen before, and fills oc. A match on needle wins over
-// any other anomaly.
-func (v *vigil) detect(ctx context.Context, start time.Time, needle string, wait time.Duration, seen map[string]bool, oc *Outcome) error {
+// than start and not seen before, and fills oc. It stops early once an
+// anomaly names want (by entity, or in its evidence) and its incident is
+// readable; otherwise it reports the first new anomaly at the deadline.
+func (v *vigil) detect(ctx context.Context, start time.Time, want Entity, wait time.Duration, seen map[string]bool, oc *Outcome) error {
 	deadline := time.Now().Add(wait)
-	sql := fmt.Sprintf(`SELECT toString(id) AS id, toUnixTimestamp64Nano(ts) AS ts_ns, entity_kind, entity, detector, evidence, toString(incident_id) AS incident
+	sql := fmt.Sprintf(`SELECT toString(id) AS id, entity_kind, entity, series, detector, evidence, toString(incident_id) AS incident
 		FROM vigil.anomalies WHERE ts >= fromUnixTimestamp64Nano(%d) AND incident_id IS NOT NULL ORDER BY ts`, start.Add(-time.Second).UnixNano())
+	firstAt := map[string]time.Duration{} // anomaly id → when the poll first saw it
+	var qerr error                        // the last poll's, if it failed
 	for {
 		rows, err := v.query(ctx, sql)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			oc.Error = err.Error()
+			qerr = err
+		} else {
+			qerr = nil
 		}
-		var first, match map[string]any
+		var first, exact, inEvidence map[string]any
 		for _, r := range rows {
-			if seen[str(r, "id")] {
+			id := str(r, "id")
+			if seen[id] {
 				continue
+			}
+			if _, ok := firstAt[id]; !ok {
+				firstAt[id] = time.Since(start)
 			}
 			if first == nil {
 				first = r
 			}
-			hay := strings.ToLower(str(r, "entity") + " " + str(r, "evidence"))
-			if needle != "" && match == nil && strings.Contains(hay, strings.ToLower(needle)) {
-				match = r
+			switch {
+			case exact == nil && str(r, "entity_kind") == want.Kind && str(r, "entity") == want.Name:
+				exact = r
+			case inEvidence == nil && want.Kind == "comm" && evidenceComm(str(r, "evidence")) == want.Name:
+				inEvidence = r
 			}
 		}
-		pick := match
-		if pick == nil && time.Now().After(deadline) {
+		last := time.Now().After(deadline)
+		pick, pickedExact := exact, exact != nil
+		if pick == nil {
+			pick = inEvidence
+		}
+		if pick == nil && last {
 			pick = first
 		}
 		if pick != nil {
-			oc.Detected = true
-			oc.EntityRight = match != nil
-			oc.Entity = str(pick, "entity_kind") + ":" + str(pick, "entity")
-			oc.Detector = str(pick, "detector")
-			oc.IncidentID = str(pick, "incident")
-			// wall time until the poll (1s period) saw it grouped: the
-			// anomaly's own ts is step-aligned and can precede start
-			oc.TimeToAlert = time.Since(start)
-			for _, r := range rows {
-				seen[str(r, "id")] = true
+			inc, err := v.query(ctx, fmt.Sprintf(`SELECT title, summary, entities FROM vigil.incidents FINAL WHERE id = toUUID('%s')`, str(pick, "incident")))
+			if err == nil && len(inc) > 0 || last {
+				oc.Detected = true
+				oc.TimeToAlert = firstAt[str(pick, "id")]
+				oc.Entity = str(pick, "entity_kind") + ":" + str(pick, "entity")
+				oc.Series, oc.Detector, oc.Evidence = str(pick, "series"), str(pick, "detector"), str(pick, "evidence")
+				oc.IncidentID = str(pick, "incident")
+				oc.ActorInEvidence = want.Kind == "comm" && evidenceComm(oc.Evidence) == want.Name
+				if len(inc) > 0 {
+					oc.Title, oc.Summary = str(inc[0], "title"), str(inc[0], "summary")
+					if es, ok := inc[0]["entities"].([]any); ok {
+						for _, e := range es {
+							if s, ok := e.(string); ok {
+								oc.IncidentEntity = append(oc.IncidentEntity, s)
+							}
+						}
+					}
+				}
+				oc.EntityRight = pickedExact && slices.Contains(oc.IncidentEntity, want.String())
+				oc.Others = summarize(rows, seen)
+				for _, r := range rows {
+					seen[str(r, "id")] = true
+				}
+				return nil
 			}
-			inc, err := v.query(ctx, fmt.Sprintf(`SELECT title, summary FROM vigil.incidents FINAL WHERE id = toUUID('%s')`, oc.IncidentID))
-			if err == nil && len(inc) > 0 {
-				oc.Title, oc.Summary = str(inc[0], "title"), str(inc[0], "summary")
-			}
-			return nil
 		}
-		if time.Now().After(deadline) {
+		if last {
+			if qerr != nil {
+				oc.Error = "poll anomalies: " + qerr.Error()
+			}
 			return nil
 		}
 		if err := sleep(ctx, time.Second); err != nil {
 			return err
 		}
 	}
+}
+
+// summarize lists the anomalies of rows not in seen, the same ones counted
+// once.
+func summarize(rows []map[string]any, seen map[string]bool) []string {
+	var order []string
+	n := map[string]int{}
+	for _, r := range rows {
+		if seen[str(r, "id")] {
+			continue
+		}
+		k := fmt.Sprintf("%s:%s %s %s comm=%s", str(r, "entity_kind"), str(r, "entity"), str(r, "series"), str(r, "detector"), evidenceComm(str(r, "evidence")))
+		if n[k] == 0 {
+			order = append(order, k)
+		}
+		n[k]++
+	}
+	for i, k := range order {
+		if n[k] > 1 {
+			order[i] = fmt.Sprintf("%s ×%d", k, n[k])
+		}
+	}
+	return order
+}
+
+// evidenceComm is the comm an anomaly's evidence JSON names, if any.
+func evidenceComm(evidence string) string {
+	var e struct {
+		Comm string `json:"comm"`
+	}
+	_ = json.Unmarshal([]byte(evidence), &e)
+	return e.Comm
+}
+
+// count returns how many rows p matches since start, or -1 if the query
+// fails.
+func (v *vigil) count(ctx context.Context, start time.Time, p Probe) int64 {
+	rows, err := v.query(ctx, fmt.Sprintf(`SELECT count() AS n FROM vigil.%s WHERE ts >= fromUnixTimestamp64Nano(%d) AND (%s)`,
+		p.Table, start.Add(-time.Second).UnixNano(), p.Where))
+	if err != nil || len(rows) != 1 {
+		return -1
+	}
+	switch n := rows[0]["n"].(type) {
+	case string: // UInt64 is quoted in JSON
+		i, _ := strconv.ParseInt(n, 10, 64)
+		return i
+	case float64:
+		return int64(n)
+	}
+	return -1
 }
 
 // markSeen marks every anomaly so far as attributed.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,9 +27,14 @@ func newBenchScenariosCmd() *cobra.Command {
 		Use:   "scenarios",
 		Short: "Run real attacks and faults on this host under vigil up, with a busy-server baseline, and report what was detected",
 		Long: `Starts this binary's vigil up (temporary data dir, free ports), runs the baseline workload as a
-warm-up, then each scenario (all bounded in time, touching only loopback or namespaces they create),
-and reports for each: detected or not, time to detection, whether the incident names the right
-entity, and its summary. Then runs the baseline alone and counts the incidents it raises.`,
+warm-up (also the models' learning period), then each scenario (all bounded in time, each acting
+through its own vbench-* process, touching only loopback and the namespaces and cgroups they create),
+and reports for each: detected or not, time to detection, whether an anomaly and its incident name the
+expected entity (kind and name, exactly), the detector, how many of the scenario's own telemetry rows
+reached ClickHouse (0: probe miss; rows but no detection: model miss), and the incident's title and
+summary. Then runs the baseline alone and counts the incidents it raises. Needs root, perl and
+iproute2 (retransmit-storm) and a memory cgroup (oom-kill, v2 or v1).
+`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, log, err := setup(cmd)
@@ -52,8 +58,12 @@ entity, and its summary. Then runs the baseline alone and counts the incidents i
 			return writeReport(out, "scenarios", started, res)
 		},
 	}
-	cmd.Flags().StringSliceVar(&o.Only, "only", nil, "scenario names to run (default: all)")
-	cmd.Flags().DurationVar(&o.Baseline, "baseline", time.Minute, "warm-up with the baseline workload alone")
+	var names []string
+	for _, s := range scenarios.Table() {
+		names = append(names, s.Name)
+	}
+	cmd.Flags().StringSliceVar(&o.Only, "only", nil, "scenario names to run (default: all): "+strings.Join(names, ", "))
+	cmd.Flags().DurationVar(&o.Baseline, "baseline", 3*time.Minute, "warm-up with the baseline workload alone; also the models' learning period (the numeric detector needs ~150 points at the 1 s step)")
 	cmd.Flags().DurationVar(&o.Quiet, "quiet", 10*time.Minute, "baseline alone after the scenarios, counting false positives")
 	cmd.Flags().DurationVar(&o.Wait, "wait", 30*time.Second, "how long to wait for each detection")
 	return cmd

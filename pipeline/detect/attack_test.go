@@ -343,10 +343,10 @@ func TestAggregateAttackFeatures(t *testing.T) {
 	if v := got[models.SeriesKey{Entity: "comm:scan@h", Series: SeriesFailedDests}]; v != 2 {
 		t.Errorf("failed destinations = %v, want 2", v)
 	}
-	if c := s.topComm("host:h", SeriesRetransmits); c != "app" {
+	if c, _ := s.topComm("host:h", SeriesRetransmits); c != "app" {
 		t.Errorf("top retransmitter %q, want app", c)
 	}
-	if c := s.topComm("host:web-1", SeriesExecs); c != "curl" { // execRow's host
+	if c, _ := s.topComm("host:web-1", SeriesExecs); c != "curl" { // execRow's host
 		t.Errorf("top exec comm %q, want curl (from the comm series)", c)
 	}
 	var vals []string

@@ -96,7 +96,15 @@ func (d *Detector) emitSeriesAnomalies(s *stepAcc, found []Detection, end time.T
 				continue
 			}
 			if f.Observed > f.Expected {
-				f.Comm = s.topComm(f.Anomaly.Entity, f.Series)
+				var share float64
+				f.Comm, share = s.topComm(f.Anomaly.Entity, f.Series)
+				// On a host without containers, a rise one process
+				// made most of is that process's anomaly: name it, and
+				// correlate it with the process's other anomalies.
+				if e.Kind == "host" && f.Comm != "" && share*2 >= f.Observed {
+					f.Anomaly.Entity = commKey(e.Host, f.Comm)
+					f.Anomaly.Tree = f.Anomaly.Entity
+				}
 			}
 		}
 		d.anomaly(f, end)

@@ -1,37 +1,69 @@
 package detect
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vigil-dev/vigil/models"
 )
 
-// Checkpoint files under Options.StateDir. The correlator is not
-// checkpointed: open incidents are in ClickHouse, and after a restart new
-// anomalies open new incidents.
+// Checkpoint files under Options.StateDir. The incidents file holds the
+// correlator together with the ids we gave its incidents, in one file so
+// that they cannot disagree: after a restart an anomaly related to an
+// incident opened before it updates that incident (same UUID in
+// vigil.incidents) and open incidents resolve on schedule.
 const (
-	bankFile    = "detect-bank.ckpt"
-	noveltyFile = "detect-novelty.ckpt"
+	bankFile      = "detect-bank.ckpt"
+	noveltyFile   = "detect-novelty.ckpt"
+	incidentsFile = "detect-incidents.ckpt"
 )
 
+// restore reads the checkpoints. Models that fail are returned; incidents
+// that fail (or are missing beside the models' checkpoints, as after an
+// upgrade from a version that did not write them) are logged here, since
+// the models restored fine: incidents then start empty and related
+// anomalies open new ones.
 func (d *Detector) restore() error {
 	var errs []error
-	load := func(name string, into interface{ UnmarshalBinary([]byte) error }) {
+	found := 0
+	load := func(name string, into interface{ UnmarshalBinary([]byte) error }) error {
 		b, err := os.ReadFile(filepath.Join(d.o.StateDir, name))
 		if errors.Is(err, fs.ErrNotExist) {
-			return
+			return err
 		}
+		found++
 		if err == nil {
 			err = into.UnmarshalBinary(b)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("restore %s: %w", name, err))
+			return fmt.Errorf("restore %s: %w", name, err)
+		}
+		return nil
+	}
+	keep := func(err error) {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
 		}
 	}
-	load(bankFile, d.bank)
-	load(noveltyFile, d.nov)
+	keep(load(bankFile, d.bank))
+	keep(load(noveltyFile, d.nov))
+	modelFiles := found
+	switch err := load(incidentsFile, incidentCheckpoint{d}); {
+	case errors.Is(err, fs.ErrNotExist) && modelFiles > 0:
+		d.o.Logger.Warn("no incident checkpoint; incidents start empty", "file", incidentsFile)
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		d.o.Logger.Warn("incident checkpoint not restored; incidents start empty", "err", err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -52,7 +84,7 @@ func (d *Detector) checkpoint() {
 		d.o.Logger.Warn("detector checkpoint not written", "err", err)
 		return
 	}
-	for name, m := range map[string]interface{ MarshalBinary() ([]byte, error) }{bankFile: d.bank, noveltyFile: d.nov} {
+	for name, m := range map[string]interface{ MarshalBinary() ([]byte, error) }{bankFile: d.bank, noveltyFile: d.nov, incidentsFile: incidentCheckpoint{d}} {
 		if err := save(name, m); err != nil {
 			d.o.Logger.Warn("detector checkpoint not written", "file", name, "err", err)
 		}
@@ -82,3 +114,210 @@ func writeAtomic(path string, data []byte) error {
 	}
 	return nil
 }
+
+// incidentsMagic starts the incidents checkpoint; a change to the layout
+// must bump it so that old checkpoints are refused, not misread.
+//
+// Layout after the magic (uvarints unless said otherwise; strings are a
+// uvarint length then the bytes):
+//
+//	the correlator's checkpoint (length, bytes; see models.Correlator)
+//	n, then n incidents in correlator id order: correlator id, UUID,
+//	  resolved (zigzag varint of Unix nanoseconds, math.MinInt64 while open),
+//	  anomaly UUIDs (n, strings)
+//	n, then n keys in order: key, correlator id
+//
+// Nothing may follow.
+const incidentsMagic = "VGI1"
+
+// zeroTime encodes time.Time{}, whose UnixNano is undefined.
+const zeroTime = math.MinInt64
+
+// incidentCheckpoint reads and writes a Detector's incidents: the
+// correlator's and ours (incs, byKey).
+type incidentCheckpoint struct{ d *Detector }
+
+func (c incidentCheckpoint) MarshalBinary() ([]byte, error) {
+	corr, err := c.d.corr.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	out := append([]byte(incidentsMagic), binary.AppendUvarint(nil, uint64(len(corr)))...)
+	out = append(out, corr...)
+	ids := slices.Sorted(maps.Keys(c.d.incs))
+	out = binary.AppendUvarint(out, uint64(len(ids)))
+	for _, id := range ids {
+		st := c.d.incs[id]
+		out = binary.AppendUvarint(out, id)
+		out = appendString(out, st.id)
+		if st.resolved.IsZero() {
+			out = binary.AppendVarint(out, zeroTime)
+		} else {
+			out = binary.AppendVarint(out, st.resolved.UnixNano())
+		}
+		out = binary.AppendUvarint(out, uint64(len(st.anomalyIDs)))
+		for _, a := range st.anomalyIDs {
+			out = appendString(out, a)
+		}
+	}
+	keys := slices.Sorted(maps.Keys(c.d.byKey))
+	out = binary.AppendUvarint(out, uint64(len(keys)))
+	for _, k := range keys {
+		out = appendString(out, k)
+		out = binary.AppendUvarint(out, c.d.byKey[k])
+	}
+	return out, nil
+}
+
+// UnmarshalBinary replaces the detector's incidents with a checkpoint's,
+// or refuses it (wrapping models.ErrCheckpoint) and leaves them as they
+// were. Ids of incidents the restored correlator no longer holds (its
+// MaxIncidents may be lower than the writer's) are dropped; anomaly ids
+// beyond maxAnomalyIDs too.
+func (c incidentCheckpoint) UnmarshalBinary(data []byte) error {
+	if len(data) < len(incidentsMagic) || string(data[:len(incidentsMagic)]) != incidentsMagic {
+		return fmt.Errorf("%w: not a %s incidents checkpoint", models.ErrCheckpoint, incidentsMagic)
+	}
+	r := &ckptReader{buf: data[len(incidentsMagic):]}
+	corr := models.NewCorrelator(c.d.o.Correlator)
+	if b := r.bytes(); r.err == nil {
+		if err := corr.UnmarshalBinary(b); err != nil {
+			return err
+		}
+	}
+	incs := map[uint64]*incState{}
+	n := r.count()
+	for j := uint64(0); j < n && r.err == nil; j++ {
+		id, st := r.uvarint(), &incState{id: r.string()}
+		if ns := r.varint(); ns != zeroTime {
+			st.resolved = time.Unix(0, ns).UTC()
+		}
+		m := r.count()
+		for k := uint64(0); k < m && r.err == nil; k++ {
+			if a := r.string(); len(st.anomalyIDs) < maxAnomalyIDs {
+				st.anomalyIDs = append(st.anomalyIDs, a)
+			}
+		}
+		if r.err != nil {
+			break
+		}
+		if !validUUID(st.id) || slices.ContainsFunc(st.anomalyIDs, func(a string) bool { return !validUUID(a) }) {
+			return fmt.Errorf("%w: incident %d: malformed UUID", models.ErrCheckpoint, id)
+		}
+		if incs[id] != nil {
+			return fmt.Errorf("%w: incident %d twice", models.ErrCheckpoint, id)
+		}
+		if corr.Has(id) {
+			incs[id] = st
+		}
+	}
+	byKey := map[string]uint64{}
+	n = r.count()
+	for j := uint64(0); j < n && r.err == nil; j++ {
+		k, id := r.string(), r.uvarint()
+		if r.err != nil {
+			break
+		}
+		if !strings.HasPrefix(k, "t\x00") && !strings.HasPrefix(k, "e\x00") {
+			return fmt.Errorf("%w: key %q", models.ErrCheckpoint, k)
+		}
+		if incs[id] != nil {
+			byKey[k] = id
+		}
+	}
+	if r.err == nil && len(r.buf) > 0 {
+		r.err = fmt.Errorf("%w: %d trailing bytes", models.ErrCheckpoint, len(r.buf))
+	}
+	if r.err != nil {
+		return r.err
+	}
+	c.d.corr, c.d.incs, c.d.byKey = corr, incs, byKey
+	return nil
+}
+
+// validUUID reports whether s is a UUID as newUUID writes it (lower-case
+// hex, dashed), so a corrupt checkpoint cannot put junk in vigil.incidents.
+func validUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := range len(s) {
+		switch c := s[i]; {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// ckptReader decodes checkpoint fields, remembering the first error so
+// callers check once. No length or count is trusted beyond the bytes left
+// to back it, so a hostile file cannot make it allocate more than its size.
+type ckptReader struct {
+	buf []byte
+	err error
+}
+
+func (r *ckptReader) truncated() {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: truncated", models.ErrCheckpoint)
+	}
+}
+
+func (r *ckptReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.buf)
+	if n <= 0 {
+		r.truncated()
+		return 0
+	}
+	r.buf = r.buf[n:]
+	return v
+}
+
+func (r *ckptReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.buf)
+	if n <= 0 {
+		r.truncated()
+		return 0
+	}
+	r.buf = r.buf[n:]
+	return v
+}
+
+// count reads a number of elements, each at least a byte long.
+func (r *ckptReader) count() uint64 {
+	n := r.uvarint()
+	if n > uint64(len(r.buf)) {
+		r.truncated()
+		return 0
+	}
+	return n
+}
+
+func (r *ckptReader) bytes() []byte {
+	n := r.count()
+	if r.err != nil {
+		return nil
+	}
+	b := r.buf[:n]
+	r.buf = r.buf[n:]
+	return b
+}
+
+func (r *ckptReader) string() string { return string(r.bytes()) }

@@ -182,6 +182,8 @@ type Detector struct {
 	known map[models.SeriesKey]int64
 
 	// incs maps the correlator's ids to ours and what we add to them.
+	// It and byKey are checkpointed with the correlator (checkpoint.go),
+	// so that an incident keeps its UUID across a restart.
 	incs map[uint64]*incState
 	// byKey finds the incident an anomaly joined when the correlator
 	// reports no change (a repeat): the same tree/entity keys it uses.
@@ -445,11 +447,9 @@ func (d *Detector) anomaly(det Detection, now time.Time) {
 }
 
 func (d *Detector) lookupIncident(a *models.Anomaly) (uint64, bool) {
-	for _, k := range []string{"t\x00" + a.Tree, "e\x00" + a.Entity} {
-		if id, ok := d.byKey[k]; ok {
-			if _, live := d.incs[id]; live {
-				return id, true
-			}
+	if id, ok := d.byKey[models.AnomalyKey(a)]; ok {
+		if _, live := d.incs[id]; live {
+			return id, true
 		}
 	}
 	return 0, false
@@ -496,7 +496,9 @@ func (d *Detector) incident(u models.IncidentUpdate, now time.Time) {
 // correlator remembers them (it would open a new one by then).
 func (d *Detector) forgetIncidents(now time.Time) {
 	for id, st := range d.incs {
-		if !st.resolved.IsZero() && now.Sub(st.resolved) > d.o.Correlator.FlapWindow {
+		// Also forget incidents the correlator trimmed (MaxIncidents),
+		// open ones included, so incs stays bounded by it.
+		if !st.resolved.IsZero() && now.Sub(st.resolved) > d.o.Correlator.FlapWindow || !d.corr.Has(id) {
 			delete(d.incs, id)
 		}
 	}

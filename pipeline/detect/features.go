@@ -160,9 +160,9 @@ func (s *stepAcc) addCredit(entity, series, comm string, v float64) {
 }
 
 // topComm returns the comm that contributed most to series of entity (a
-// host or container) in this step: from the credits, else from the per-comm
-// series of the entity's host. "" if none is known.
-func (s *stepAcc) topComm(entity, series string) string {
+// host or container) in this step, and how much: from the credits, else
+// from the per-comm series of the entity's host. "" if none is known.
+func (s *stepAcc) topComm(entity, series string) (string, float64) {
 	best, bestV := "", 0.0
 	pick := func(c string, v float64) {
 		if v > bestV || (v == bestV && v > 0 && c < best) {
@@ -175,7 +175,7 @@ func (s *stepAcc) topComm(entity, series string) string {
 		}
 	}
 	if best != "" {
-		return best
+		return best, bestV
 	}
 	host := parseEntity(entity).Host
 	for k, v := range s.vals {
@@ -186,7 +186,7 @@ func (s *stepAcc) topComm(entity, series string) string {
 			pick(e.Name, v)
 		}
 	}
-	return best
+	return best, bestV
 }
 
 func (s *stepAcc) addRunq(entity string, slot uint64, n uint64) {
