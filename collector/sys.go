@@ -33,13 +33,18 @@ const (
 
 // DefaultFilePatterns are the sensitive paths watched when
 // Options.FilePatterns is nil. See Options.FilePatterns for the syntax.
+// Credentials by name rather than whole home directories: on a host where
+// people work as root, "/root" matched every build-cache and module read.
 var DefaultFilePatterns = []string{
 	"/etc/shadow",
 	"/etc/gshadow",
 	"/etc/sudoers",
 	"/etc/ssh/ssh_host_",
 	"~/.ssh",
-	"/root",
+	"~/.aws",
+	"~/.kube",
+	"~/.gnupg",
+	"~/.docker/config.json",
 	"/proc/*/mem",
 }
 

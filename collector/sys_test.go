@@ -214,3 +214,11 @@ func FuzzSysDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestDefaultFilePatternsCompile: the defaults fit the kernel's pattern
+// table once "~/" is expanded.
+func TestDefaultFilePatternsCompile(t *testing.T) {
+	if _, err := compilePatterns(DefaultFilePatterns); err != nil {
+		t.Fatalf("default patterns: %v", err)
+	}
+}
