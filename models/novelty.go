@@ -133,11 +133,16 @@ var noveltyScore = [numKinds]float64{
 var kindRare = [numKinds]bool{KindPrivChange: true, KindOOMKill: true, KindAbnormalExit: true}
 
 // kindByScope marks the kinds whose learning period runs from the first
-// event of their scope rather than from their own baseline's first value:
-// their baselines are per process and appear only with the first sensitive
-// open, OOM kill or crash, which is exactly what must not be learned
-// silently.
-var kindByScope = [numKinds]bool{KindSensitiveFile: true, KindOOMKill: true, KindAbnormalExit: true}
+// event of their scope (host or container) rather than from their own
+// baseline's first value: their baselines appear only with the first
+// sensitive open, privilege change, OOM kill or crash, which is exactly
+// what must not be learned silently. Only destinations learn per process
+// from the process's first connect, so a newly deployed service may
+// reach its backends quietly.
+var kindByScope = [numKinds]bool{
+	KindBinary: true, KindExecPair: true, KindPrivChange: true,
+	KindSensitiveFile: true, KindOOMKill: true, KindAbnormalExit: true,
+}
 
 // kindNoLearning marks the kinds that alert even in the learning period:
 // there is no "normal" OOM kill to learn in an hour.

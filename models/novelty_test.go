@@ -37,6 +37,10 @@ func TestNovelty(t *testing.T) {
 			{2 * time.Hour, "b", KindBinary, "/bin/sh", true, 0.7},
 			{2 * time.Hour, "a", KindDestination, "/bin/sh", true, 0.6},
 		}},
+		{"the first privilege change on a learned host is news", NoveltyOptions{}, []step{
+			{0, "h", KindBinary, "/bin/sh", false, 0},
+			{2 * time.Hour, "h", KindPrivChange, "x setuid euid 0->65534", true, 0.9},
+		}},
 		{"fleet-common value scores lower", NoveltyOptions{FleetCommon: 2}, []step{
 			{0, "a", KindBinary, "/usr/bin/curl", false, 0},
 			{0, "b", KindBinary, "/usr/bin/curl", false, 0},

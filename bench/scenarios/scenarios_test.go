@@ -12,10 +12,14 @@ import (
 	"time"
 )
 
-// detectsSubset is what TestDetects (part of make test) plays: only the
-// scenarios the platform detects deterministically after a 20 s warm-up.
-// Extend it as detectors land; keep the test under ~3 minutes.
-var detectsSubset = []string{"reverse-shell", "new-binary-tmp", "priv-escalation"}
+// detectsSubset is what TestDetects (part of make test) plays after a 30 s
+// warm-up: every scenario but crypto-miner, whose detection (a new binary
+// in /tmp) new-binary-tmp already covers and whose 8 s CPU burn would slow
+// the rest of the suite. Keep the test under ~3 minutes.
+var detectsSubset = []string{
+	"reverse-shell", "new-binary-tmp", "priv-escalation", "credential-access", "port-scan",
+	"fork-storm", "ptrace-inject", "exfiltration", "retransmit-storm", "oom-kill",
+}
 
 func TestTable(t *testing.T) {
 	names := map[string]bool{}
@@ -107,11 +111,9 @@ func buildVigil(t *testing.T) string {
 }
 
 // TestDetects plays detectsSubset with a short baseline and requires each
-// scenario to run cleanly, leave telemetry, and be detected by an anomaly
-// that names its actor. The strict entity_right (the anomaly's own entity
-// and its incident's entities) is logged, not required yet: the
-// categorical detectors record the host as entity and the process in the
-// evidence.
+// scenario to run cleanly, leave telemetry, and be detected within the
+// wait by an anomaly whose entity is the scenario's actor, in an incident
+// that names it (entity_right).
 func TestDetects(t *testing.T) {
 	requireRoot(t)
 	if testing.Short() {
@@ -131,7 +133,7 @@ func TestDetects(t *testing.T) {
 	res, err := Run(ctx, Options{
 		Binary:   buildVigil(t),
 		Only:     only,
-		Baseline: 20 * time.Second,
+		Baseline: 30 * time.Second,
 		Quiet:    quiet,
 		Wait:     30 * time.Second,
 		Out:      &out,
@@ -152,11 +154,9 @@ func TestDetects(t *testing.T) {
 		if s.Telemetry <= 0 {
 			t.Errorf("%s: %d telemetry rows (%s)", s.Name, s.Telemetry, s.TelemetryProbe)
 		}
-		if !s.Detected || !(s.EntityRight || s.ActorInEvidence) {
-			t.Errorf("%s: detected=%v entity_right=%v actor_in_evidence=%v entity=%s evidence=%s", s.Name, s.Detected, s.EntityRight, s.ActorInEvidence, s.Entity, s.Evidence)
-		}
-		if !s.EntityRight {
-			t.Logf("%s: entity_right=false: want %s, anomaly %s, incident %v", s.Name, s.ExpectedEntity, s.Entity, s.IncidentEntity)
+		if !s.Detected || !s.EntityRight {
+			t.Errorf("%s: detected=%v entity_right=%v: want %s, anomaly %s (%s), incident %v", s.Name, s.Detected, s.EntityRight,
+				s.ExpectedEntity, s.Entity, s.Evidence, s.IncidentEntity)
 		}
 	}
 }
