@@ -490,6 +490,9 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 				continue
 			}
 			both(s, h, sc, SeriesPrivChanges, 1)
+			if rootStaysRoot(syscall(i), euidBefore(i), euidAfter(i), errno(i)) {
+				continue
+			}
 			// The value is what the baseline learns, so it must not carry
 			// per-call noise (raw arguments, pids).
 			v := comm(i) + " " + syscall(i) + " euid " + strconv.FormatUint(euidBefore(i), 10) + "->" + strconv.FormatUint(euidAfter(i), 10)
@@ -544,6 +547,14 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 			}
 		}
 	}
+}
+
+// rootStaysRoot reports a set*id call by a root process that left it root:
+// it cannot gain privilege, and process launchers make such calls all the
+// time, so it is counted but not judged for novelty. ptrace and capset are
+// always judged: they are how root reaches into other processes.
+func rootStaysRoot(syscall string, euidBefore, euidAfter, errno uint64) bool {
+	return strings.HasPrefix(syscall, "set") && euidBefore == 0 && euidAfter == 0 && errno == 0
 }
 
 // abnormalSignal marks terminating signals that mean a crash or a kill

@@ -87,6 +87,18 @@ func TestAggregate(t *testing.T) {
 			cats: []string{"sudo setuid euid 1000->0"},
 		},
 		{
+			name: "root staying root is counted, not judged; ptrace by root is judged",
+			kind: collector.KindPriv,
+			rows: []row{
+				{"ts": at(ms(1)), "host": "web-1", "comm": "spawner", "syscall": "setgid", "euid_before": 0, "euid_after": 0},
+				{"ts": at(ms(2)), "host": "web-1", "comm": "spawner", "syscall": "setresuid", "euid_before": 0, "euid_after": 0},
+				{"ts": at(ms(3)), "host": "web-1", "comm": "gdb", "syscall": "ptrace", "euid_before": 0, "euid_after": 0},
+				{"ts": at(ms(4)), "host": "web-1", "comm": "nginx", "syscall": "setuid", "euid_before": 0, "euid_after": 33},
+			},
+			want: map[models.SeriesKey]float64{sk(host, SeriesPrivChanges): 4},
+			cats: []string{"gdb ptrace euid 0->0", "nginx setuid euid 0->33"},
+		},
+		{
 			name: "out-of-order rows within the grace land in their own step",
 			kind: collector.KindOOM,
 			rows: []row{{"ts": at(ms(1)), "host": "web-1", "comm": "java"}, {"ts": at(3 * time.Second), "host": "web-1", "comm": "java"}, {"ts": at(ms(2)), "host": "web-1", "comm": "java"}},
