@@ -17,6 +17,9 @@ func nabDir(t *testing.T) string {
 		dir = "/work/shared/nab"
 	}
 	if _, err := os.Stat(filepath.Join(dir, "labels", "combined_windows.json")); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true: NAB data not found in %s (set BENCH_NAB_DIR): %v", dir, err)
+		}
 		t.Skipf("NAB data not found in %s (set BENCH_NAB_DIR): %v", dir, err)
 	}
 	return dir
