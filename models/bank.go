@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+
+	"github.com/vigil-dev/vigil/models/ckpt"
 )
 
 // SeriesKey names one series: the entity it belongs to and the metric.
@@ -254,8 +256,8 @@ func (b *Bank) MarshalBinary() ([]byte, error) {
 	out = binary.AppendUvarint(out, uint64(len(b.index)))
 	for i := b.tail; i >= 0; i = b.slots[i].prev {
 		s := &b.slots[i]
-		out = appendString(out, s.key.Entity)
-		out = appendString(out, s.key.Series)
+		out = ckpt.AppendString(out, s.key.Entity)
+		out = ckpt.AppendString(out, s.key.Series)
 		st, err := s.det.MarshalBinary()
 		if err != nil {
 			return nil, err
@@ -275,13 +277,13 @@ func (b *Bank) UnmarshalBinary(data []byte) error {
 	if len(data) < len(bankMagic) || string(data[:len(bankMagic)]) != bankMagic {
 		return fmt.Errorf("restore bank: %w: not a %s bank checkpoint", ErrCheckpoint, bankMagic)
 	}
-	r := reader{buf: data[len(bankMagic):]}
-	n := r.uvarint()
-	for j := uint64(0); j < n && r.err == nil; j++ {
-		k := SeriesKey{Entity: r.string(), Series: r.string()}
-		st := r.bytes()
-		bs := r.bytes()
-		if r.err != nil {
+	r := ckpt.NewReader(data[len(bankMagic):])
+	n := r.Uvarint()
+	for j := uint64(0); j < n && r.Err() == nil; j++ {
+		k := SeriesKey{Entity: r.Str(), Series: r.Str()}
+		st := r.Bytes()
+		bs := r.Bytes()
+		if r.Err() != nil {
 			break
 		}
 		var burst burstState
@@ -293,8 +295,8 @@ func (b *Bank) UnmarshalBinary(data []byte) error {
 		}
 		b.slots[b.index[k]].burst = burst
 	}
-	if r.err != nil {
-		return fmt.Errorf("restore bank: %w", r.err)
+	if r.Err() != nil {
+		return fmt.Errorf("restore bank: %w", r.Err())
 	}
 	return nil
 }

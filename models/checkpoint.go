@@ -3,9 +3,10 @@ package models
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
+
+	"github.com/vigil-dev/vigil/models/ckpt"
 )
 
 // detectorVersion is the first byte of a detector checkpoint; a change to
@@ -13,7 +14,7 @@ import (
 const detectorVersion = 3
 
 // ErrCheckpoint is returned (wrapped) for a checkpoint that cannot be read.
-var ErrCheckpoint = errors.New("bad checkpoint")
+var ErrCheckpoint = ckpt.ErrBad
 
 // StateSize is the size in bytes of a detector checkpoint.
 var StateSize = 1 + binary.Size(numState{})
@@ -88,45 +89,4 @@ func (s *numState) finite() bool {
 		return false
 	}
 	return ok(s.Step, s.Hi, s.Lo, s.DHi, s.DLo, s.Prev)
-}
-
-// reader decodes the length-prefixed fields of checkpoints, remembering the
-// first error so callers check once.
-type reader struct {
-	buf []byte
-	err error
-}
-
-func (r *reader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.buf)
-	if n <= 0 {
-		r.err = fmt.Errorf("%w: truncated", ErrCheckpoint)
-		return 0
-	}
-	r.buf = r.buf[n:]
-	return v
-}
-
-func (r *reader) bytes() []byte {
-	n := r.uvarint()
-	if r.err != nil {
-		return nil
-	}
-	if n > uint64(len(r.buf)) {
-		r.err = fmt.Errorf("%w: truncated", ErrCheckpoint)
-		return nil
-	}
-	b := r.buf[:n]
-	r.buf = r.buf[n:]
-	return b
-}
-
-func (r *reader) string() string { return string(r.bytes()) }
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
 }

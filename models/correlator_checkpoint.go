@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"time"
+
+	"github.com/vigil-dev/vigil/models/ckpt"
 )
 
 // correlatorMagic starts a correlator checkpoint; a change to the layout
@@ -33,9 +34,6 @@ const correlatorMagic = "VGC1"
 // pointer into the raw data, not the whole of it).
 const maxEventIDs = 16
 
-// zeroTime encodes time.Time{}, whose UnixNano is undefined.
-const zeroTime = math.MinInt64
-
 // MarshalBinary checkpoints the open and recently resolved incidents, the
 // keys that find them, and the next id, so that a restored correlator
 // folds related anomalies into the same incidents and never reuses an id.
@@ -58,7 +56,7 @@ func (c *Correlator) MarshalBinary() ([]byte, error) {
 	slices.Sort(keys)
 	out = binary.AppendUvarint(out, uint64(len(keys)))
 	for _, k := range keys {
-		out = appendString(out, k)
+		out = ckpt.AppendString(out, k)
 		out = binary.AppendUvarint(out, c.byKey[k].ID)
 	}
 	return out, nil
@@ -69,50 +67,35 @@ func appendIncident(out []byte, inc *incident) []byte {
 	out = binary.AppendUvarint(out, uint64(inc.State))
 	out = binary.AppendUvarint(out, uint64(inc.Severity))
 	out = binary.AppendUvarint(out, uint64(inc.peak))
-	out = appendString(out, inc.Title)
-	out = appendTime(out, inc.Opened)
-	out = appendTime(out, inc.Last)
-	out = appendTime(out, inc.Resolved)
+	out = ckpt.AppendString(out, inc.Title)
+	out = ckpt.AppendTime(out, inc.Opened)
+	out = ckpt.AppendTime(out, inc.Last)
+	out = ckpt.AppendTime(out, inc.Resolved)
 	out = binary.AppendUvarint(out, uint64(inc.Count))
 	out = binary.AppendUvarint(out, uint64(inc.Flaps))
-	out = appendStrings(out, inc.Entities)
-	out = appendStrings(out, inc.Trees)
-	out = appendStrings(out, inc.keys)
+	out = ckpt.AppendStrings(out, inc.Entities)
+	out = ckpt.AppendStrings(out, inc.Trees)
+	out = ckpt.AppendStrings(out, inc.keys)
 	out = binary.AppendUvarint(out, uint64(len(inc.Anomalies)))
 	for i := range inc.Anomalies {
 		a := &inc.Anomalies[i]
-		out = appendString(out, a.Entity)
-		out = appendString(out, a.Tree)
-		out = appendString(out, a.Series)
-		out = appendString(out, a.Detector)
-		out = binary.LittleEndian.AppendUint64(out, math.Float64bits(a.Score))
+		out = ckpt.AppendString(out, a.Entity)
+		out = ckpt.AppendString(out, a.Tree)
+		out = ckpt.AppendString(out, a.Series)
+		out = ckpt.AppendString(out, a.Detector)
+		out = ckpt.AppendFloat64(out, a.Score)
 		out = binary.AppendUvarint(out, uint64(a.Severity))
-		out = binary.LittleEndian.AppendUint64(out, math.Float64bits(a.Expected))
-		out = binary.LittleEndian.AppendUint64(out, math.Float64bits(a.Observed))
-		out = appendString(out, a.Value)
-		out = appendTime(out, a.Start)
-		out = appendTime(out, a.End)
+		out = ckpt.AppendFloat64(out, a.Expected)
+		out = ckpt.AppendFloat64(out, a.Observed)
+		out = ckpt.AppendString(out, a.Value)
+		out = ckpt.AppendTime(out, a.Start)
+		out = ckpt.AppendTime(out, a.End)
 		out = binary.AppendUvarint(out, uint64(len(a.EventIDs)))
 		for _, id := range a.EventIDs {
 			out = binary.AppendUvarint(out, id)
 		}
 	}
 	return out
-}
-
-func appendStrings(out []byte, ss []string) []byte {
-	out = binary.AppendUvarint(out, uint64(len(ss)))
-	for _, s := range ss {
-		out = appendString(out, s)
-	}
-	return out
-}
-
-func appendTime(out []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return binary.AppendVarint(out, zeroTime)
-	}
-	return binary.AppendVarint(out, t.UnixNano())
 }
 
 // UnmarshalBinary replaces c's incidents with a checkpoint's, keeping c's
@@ -135,10 +118,10 @@ func (c *Correlator) decode(data []byte) (*Correlator, error) {
 	if len(data) < len(correlatorMagic) || string(data[:len(correlatorMagic)]) != correlatorMagic {
 		return nil, fmt.Errorf("%w: not a %s correlator checkpoint", ErrCheckpoint, correlatorMagic)
 	}
-	r := &reader{buf: data[len(correlatorMagic):]}
+	r := ckpt.NewReader(data[len(correlatorMagic):])
 	fresh := NewCorrelator(c.o)
-	fresh.nextID = r.uvarint()
-	n := count(r)
+	fresh.nextID = r.Uvarint()
+	n := r.Count()
 	for range n {
 		inc, err := readIncident(r, fresh.o.MaxEvidence)
 		if err != nil {
@@ -152,10 +135,10 @@ func (c *Correlator) decode(data []byte) (*Correlator, error) {
 		}
 		fresh.all[inc.ID] = inc
 	}
-	n = count(r)
+	n = r.Count()
 	for range n {
-		k, id := r.string(), r.uvarint()
-		if r.err != nil {
+		k, id := r.Str(), r.Uvarint()
+		if r.Err() != nil {
 			break
 		}
 		inc := fresh.all[id]
@@ -167,41 +150,29 @@ func (c *Correlator) decode(data []byte) (*Correlator, error) {
 		}
 		fresh.byKey[k] = inc
 	}
-	if r.err == nil && len(r.buf) > 0 {
-		r.err = fmt.Errorf("%w: %d trailing bytes", ErrCheckpoint, len(r.buf))
+	if r.Err() == nil && r.Len() > 0 {
+		r.Fail("%d trailing bytes", r.Len())
 	}
-	if r.err != nil {
-		return nil, r.err
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	// MaxIncidents may have been lowered since the checkpoint was written.
 	fresh.trim()
 	return fresh, nil
 }
 
-// count reads a length and refuses one larger than the bytes left: every
-// element takes at least a byte, so no hostile count can make the decoder
-// loop or allocate beyond the input's size.
-func count(r *reader) uint64 {
-	n := r.uvarint()
-	if r.err == nil && n > uint64(len(r.buf)) {
-		r.err = fmt.Errorf("%w: count %d with %d bytes left", ErrCheckpoint, n, len(r.buf))
-		return 0
-	}
-	return n
-}
-
-func readIncident(r *reader, maxEvidence int) (*incident, error) {
+func readIncident(r *ckpt.Reader, maxEvidence int) (*incident, error) {
 	inc := &incident{}
-	inc.ID = r.uvarint()
-	state, sev, peak := r.uvarint(), r.uvarint(), r.uvarint()
-	inc.Title = r.string()
-	inc.Opened, inc.Last, inc.Resolved = readTime(r), readTime(r), readTime(r)
-	cnt, flaps := r.uvarint(), r.uvarint()
-	inc.Entities = readStrings(r)
-	inc.Trees = readStrings(r)
-	inc.keys = readStrings(r)
-	if r.err != nil {
-		return nil, r.err
+	inc.ID = r.Uvarint()
+	state, sev, peak := r.Uvarint(), r.Uvarint(), r.Uvarint()
+	inc.Title = r.Str()
+	inc.Opened, inc.Last, inc.Resolved = r.Time(), r.Time(), r.Time()
+	cnt, flaps := r.Uvarint(), r.Uvarint()
+	inc.Entities = r.Strings()
+	inc.Trees = r.Strings()
+	inc.keys = r.Strings()
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	switch {
 	case state > uint64(IncidentResolved) || sev > uint64(SeverityCritical) || peak > uint64(SeverityCritical):
@@ -231,7 +202,7 @@ func readIncident(r *reader, maxEvidence int) (*incident, error) {
 			return nil, fmt.Errorf("%w: incident %d: key %q is none of its trees or entities", ErrCheckpoint, inc.ID, k)
 		}
 	}
-	n := count(r)
+	n := r.Count()
 	for range n {
 		a, err := readAnomaly(r)
 		if err != nil {
@@ -241,24 +212,24 @@ func readIncident(r *reader, maxEvidence int) (*incident, error) {
 			inc.Anomalies = append(inc.Anomalies, a)
 		}
 	}
-	return inc, r.err
+	return inc, r.Err()
 }
 
-func readAnomaly(r *reader) (Anomaly, error) {
-	a := Anomaly{Entity: r.string(), Tree: r.string(), Series: r.string(), Detector: r.string()}
-	a.Score = readFloat(r)
-	sev := r.uvarint()
-	a.Expected, a.Observed = readFloat(r), readFloat(r)
-	a.Value = r.string()
-	a.Start, a.End = readTime(r), readTime(r)
-	n := count(r)
+func readAnomaly(r *ckpt.Reader) (Anomaly, error) {
+	a := Anomaly{Entity: r.Str(), Tree: r.Str(), Series: r.Str(), Detector: r.Str()}
+	a.Score = r.Float64()
+	sev := r.Uvarint()
+	a.Expected, a.Observed = r.Float64(), r.Float64()
+	a.Value = r.Str()
+	a.Start, a.End = r.Time(), r.Time()
+	n := r.Count()
 	for range n {
-		if id := r.uvarint(); len(a.EventIDs) < maxEventIDs {
+		if id := r.Uvarint(); len(a.EventIDs) < maxEventIDs {
 			a.EventIDs = append(a.EventIDs, id)
 		}
 	}
-	if r.err != nil {
-		return a, r.err
+	if r.Err() != nil {
+		return a, r.Err()
 	}
 	if sev > uint64(SeverityCritical) {
 		return a, fmt.Errorf("%w: anomaly severity %d", ErrCheckpoint, sev)
@@ -270,44 +241,6 @@ func readAnomaly(r *reader) (Anomaly, error) {
 		}
 	}
 	return a, nil
-}
-
-func readStrings(r *reader) []string {
-	n := count(r)
-	var ss []string
-	for j := uint64(0); j < n && r.err == nil; j++ {
-		ss = append(ss, r.string())
-	}
-	return ss
-}
-
-func readTime(r *reader) time.Time {
-	if r.err != nil {
-		return time.Time{}
-	}
-	v, n := binary.Varint(r.buf)
-	if n <= 0 {
-		r.err = fmt.Errorf("%w: truncated", ErrCheckpoint)
-		return time.Time{}
-	}
-	r.buf = r.buf[n:]
-	if v == zeroTime {
-		return time.Time{}
-	}
-	return time.Unix(0, v).UTC()
-}
-
-func readFloat(r *reader) float64 {
-	if r.err != nil {
-		return 0
-	}
-	if len(r.buf) < 8 {
-		r.err = fmt.Errorf("%w: truncated", ErrCheckpoint)
-		return 0
-	}
-	f := math.Float64frombits(binary.LittleEndian.Uint64(r.buf))
-	r.buf = r.buf[8:]
-	return f
 }
 
 func hasDup(ss []string) bool {

@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/vigil-dev/vigil/models"
+	"github.com/vigil-dev/vigil/models/ckpt"
 )
 
 // Checkpoint files under Options.StateDir. The incidents file holds the
@@ -130,9 +129,6 @@ func writeAtomic(path string, data []byte) error {
 // Nothing may follow.
 const incidentsMagic = "VGI1"
 
-// zeroTime encodes time.Time{}, whose UnixNano is undefined.
-const zeroTime = math.MinInt64
-
 // incidentCheckpoint reads and writes a Detector's incidents: the
 // correlator's and ours (incs, byKey).
 type incidentCheckpoint struct{ d *Detector }
@@ -149,21 +145,17 @@ func (c incidentCheckpoint) MarshalBinary() ([]byte, error) {
 	for _, id := range ids {
 		st := c.d.incs[id]
 		out = binary.AppendUvarint(out, id)
-		out = appendString(out, st.id)
-		if st.resolved.IsZero() {
-			out = binary.AppendVarint(out, zeroTime)
-		} else {
-			out = binary.AppendVarint(out, st.resolved.UnixNano())
-		}
+		out = ckpt.AppendString(out, st.id)
+		out = ckpt.AppendTime(out, st.resolved)
 		out = binary.AppendUvarint(out, uint64(len(st.anomalyIDs)))
 		for _, a := range st.anomalyIDs {
-			out = appendString(out, a)
+			out = ckpt.AppendString(out, a)
 		}
 	}
 	keys := slices.Sorted(maps.Keys(c.d.byKey))
 	out = binary.AppendUvarint(out, uint64(len(keys)))
 	for _, k := range keys {
-		out = appendString(out, k)
+		out = ckpt.AppendString(out, k)
 		out = binary.AppendUvarint(out, c.d.byKey[k])
 	}
 	return out, nil
@@ -178,27 +170,25 @@ func (c incidentCheckpoint) UnmarshalBinary(data []byte) error {
 	if len(data) < len(incidentsMagic) || string(data[:len(incidentsMagic)]) != incidentsMagic {
 		return fmt.Errorf("%w: not a %s incidents checkpoint", models.ErrCheckpoint, incidentsMagic)
 	}
-	r := &ckptReader{buf: data[len(incidentsMagic):]}
+	r := ckpt.NewReader(data[len(incidentsMagic):])
 	corr := models.NewCorrelator(c.d.o.Correlator)
-	if b := r.bytes(); r.err == nil {
+	if b := r.Bytes(); r.Err() == nil {
 		if err := corr.UnmarshalBinary(b); err != nil {
 			return err
 		}
 	}
 	incs := map[uint64]*incState{}
-	n := r.count()
-	for j := uint64(0); j < n && r.err == nil; j++ {
-		id, st := r.uvarint(), &incState{id: r.string()}
-		if ns := r.varint(); ns != zeroTime {
-			st.resolved = time.Unix(0, ns).UTC()
-		}
-		m := r.count()
-		for k := uint64(0); k < m && r.err == nil; k++ {
-			if a := r.string(); len(st.anomalyIDs) < maxAnomalyIDs {
+	n := r.Count()
+	for j := uint64(0); j < n && r.Err() == nil; j++ {
+		id, st := r.Uvarint(), &incState{id: r.Str()}
+		st.resolved = r.Time()
+		m := r.Count()
+		for k := uint64(0); k < m && r.Err() == nil; k++ {
+			if a := r.Str(); len(st.anomalyIDs) < maxAnomalyIDs {
 				st.anomalyIDs = append(st.anomalyIDs, a)
 			}
 		}
-		if r.err != nil {
+		if r.Err() != nil {
 			break
 		}
 		if !validUUID(st.id) || slices.ContainsFunc(st.anomalyIDs, func(a string) bool { return !validUUID(a) }) {
@@ -212,10 +202,10 @@ func (c incidentCheckpoint) UnmarshalBinary(data []byte) error {
 		}
 	}
 	byKey := map[string]uint64{}
-	n = r.count()
-	for j := uint64(0); j < n && r.err == nil; j++ {
-		k, id := r.string(), r.uvarint()
-		if r.err != nil {
+	n = r.Count()
+	for j := uint64(0); j < n && r.Err() == nil; j++ {
+		k, id := r.Str(), r.Uvarint()
+		if r.Err() != nil {
 			break
 		}
 		if !strings.HasPrefix(k, "t\x00") && !strings.HasPrefix(k, "e\x00") {
@@ -225,11 +215,11 @@ func (c incidentCheckpoint) UnmarshalBinary(data []byte) error {
 			byKey[k] = id
 		}
 	}
-	if r.err == nil && len(r.buf) > 0 {
-		r.err = fmt.Errorf("%w: %d trailing bytes", models.ErrCheckpoint, len(r.buf))
+	if r.Err() == nil && r.Len() > 0 {
+		r.Fail("%d trailing bytes", r.Len())
 	}
-	if r.err != nil {
-		return r.err
+	if r.Err() != nil {
+		return r.Err()
 	}
 	c.d.corr, c.d.incs, c.d.byKey = corr, incs, byKey
 	return nil
@@ -254,70 +244,3 @@ func validUUID(s string) bool {
 	}
 	return true
 }
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-// ckptReader decodes checkpoint fields, remembering the first error so
-// callers check once. No length or count is trusted beyond the bytes left
-// to back it, so a hostile file cannot make it allocate more than its size.
-type ckptReader struct {
-	buf []byte
-	err error
-}
-
-func (r *ckptReader) truncated() {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: truncated", models.ErrCheckpoint)
-	}
-}
-
-func (r *ckptReader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.buf)
-	if n <= 0 {
-		r.truncated()
-		return 0
-	}
-	r.buf = r.buf[n:]
-	return v
-}
-
-func (r *ckptReader) varint() int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.buf)
-	if n <= 0 {
-		r.truncated()
-		return 0
-	}
-	r.buf = r.buf[n:]
-	return v
-}
-
-// count reads a number of elements, each at least a byte long.
-func (r *ckptReader) count() uint64 {
-	n := r.uvarint()
-	if n > uint64(len(r.buf)) {
-		r.truncated()
-		return 0
-	}
-	return n
-}
-
-func (r *ckptReader) bytes() []byte {
-	n := r.count()
-	if r.err != nil {
-		return nil
-	}
-	b := r.buf[:n]
-	r.buf = r.buf[n:]
-	return b
-}
-
-func (r *ckptReader) string() string { return string(r.bytes()) }
