@@ -26,6 +26,9 @@ type Options struct {
 	Detector   models.DetectorOptions
 	Log        *slog.Logger
 	Progress   io.Writer // human-readable summary; nil for none
+	// Cross adds a leave-one-category-out check of every profile to the
+	// result (needs LabelsFile).
+	Cross bool
 }
 
 // Result is what a run measured.
@@ -38,6 +41,9 @@ type Result struct {
 	// corpus-wide threshold, normalised against that category's own
 	// null and perfect scores.
 	Categories map[string][]ProfileScore
+	// Cross is the leave-one-category-out check, one per profile, when
+	// Options.Cross asked for it.
+	Cross []CrossScore `json:",omitempty"`
 }
 
 // Standard returns the standard profile's normalised score.
@@ -118,6 +124,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			for cat, fs := range catFiles {
 				res.Categories[cat] = append(res.Categories[cat], corpus.ScoreAt(p, ps.Threshold, fs))
 			}
+			if opts.Cross {
+				res.Cross = append(res.Cross, corpus.Cross(p, catFiles))
+			}
 		}
 	}
 	if opts.Progress != nil {
@@ -153,6 +162,9 @@ func (r Result) Print(w io.Writer) {
 			fmt.Fprintf(w, " %s %.2f", p.Profile, p.Normalized)
 		}
 		fmt.Fprintln(w)
+	}
+	for _, x := range r.Cross {
+		x.Print(w)
 	}
 }
 

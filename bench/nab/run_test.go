@@ -47,7 +47,7 @@ func TestNABSplitScore(t *testing.T) {
 			Detector:   tt.opts,
 		}
 		if i == 0 {
-			o.OutDir = out
+			o.OutDir, o.Cross = out, true
 		}
 		r, err := Run(context.Background(), o)
 		if err != nil {
@@ -55,6 +55,12 @@ func TestNABSplitScore(t *testing.T) {
 		}
 		for _, p := range r.Profiles {
 			t.Logf("%s: %-20s %6.2f (threshold %.4f)", tt.name, p.Profile, p.Normalized, p.Threshold)
+		}
+		for _, x := range r.Cross {
+			if x.Profile == "standard" {
+				t.Logf("%s: standard leave-one-category-out %.2f (corpus threshold %.2f, per-category optimum %.2f)",
+					tt.name, x.HeldOut, x.Corpus, x.PerCategory)
+			}
 		}
 		if got := r.Standard(); got < tt.floor {
 			t.Errorf("%s: standard profile %.2f, below the floor %.2f", tt.name, got, tt.floor)

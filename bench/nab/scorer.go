@@ -223,13 +223,18 @@ func raw(files []*File, p Profile, thr float64) float64 {
 // (detections are rows at or above it) and "never fire"; ties go to the
 // highest threshold.
 func (c *Corpus) Threshold(p Profile) (thr, score float64) {
+	return threshold(c.Files, p)
+}
+
+// threshold is Threshold over a subset of the corpus' files.
+func threshold(files []*File, p Profile) (thr, score float64) {
 	type row struct {
 		score, sig float64
 		window     int
 	}
 	var rows []row
 	windows := 0
-	for _, f := range c.Files {
+	for _, f := range files {
 		for _, pt := range f.points {
 			if pt.window != probation {
 				rows = append(rows, row{pt.score, pt.sig, pt.window})

@@ -69,13 +69,16 @@ func newBenchCmd() *cobra.Command {
 
 func newBenchNABCmd() *cobra.Command {
 	var data, labels string
+	var cross bool
 	cmd := &cobra.Command{
 		Use:   "nab",
 		Short: "Run the numeric detector over the Numenta Anomaly Benchmark and score it with NAB's rules",
 		Long: `Reads DATA/<category>/<file>.csv (header timestamp,value) and scores every point, in time
 order, with the same numeric detector the platform uses (one configuration for every file).
 Writes OUT/<category>/<file>.csv (timestamp,value,anomaly_score). With --labels (NAB's
-combined_windows.json) it also scores itself with NAB's rules and prints the three profiles.`,
+combined_windows.json) it also scores itself with NAB's rules and prints the three profiles.
+--cross adds a leave-one-category-out check: each category scored at the threshold chosen on
+the others, next to the corpus threshold and the category's own optimum.`,
 		Example: `  vigil bench nab --data ../shared/nab/data --labels ../shared/nab/labels/combined_windows.json --out /tmp/nab`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -98,6 +101,7 @@ combined_windows.json) it also scores itself with NAB's rules and prints the thr
 				Detector:   models.DefaultDetectorOptions(),
 				Log:        log,
 				Progress:   cmd.OutOrStdout(),
+				Cross:      cross,
 			})
 			if err != nil {
 				return err
@@ -107,6 +111,7 @@ combined_windows.json) it also scores itself with NAB's rules and prints the thr
 	}
 	cmd.Flags().StringVar(&data, "data", "", "NAB data directory: DIR/<category>/<file>.csv")
 	cmd.Flags().StringVar(&labels, "labels", "", "NAB combined_windows.json, to score the run")
+	cmd.Flags().BoolVar(&cross, "cross", false, "with --labels: leave-one-category-out threshold check")
 	return cmd
 }
 
