@@ -1,7 +1,9 @@
 package nab
 
 import (
+	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -49,5 +51,21 @@ func TestCross(t *testing.T) {
 	}
 	if !(x.PerCategory >= x.Corpus && x.Corpus >= x.HeldOut) {
 		t.Errorf("want own >= corpus >= held out, got %v %v %v", x.PerCategory, x.Corpus, x.HeldOut)
+	}
+}
+
+// TestProfileScoreJSON: a never-fire threshold (+Inf) encodes as null.
+func TestProfileScoreJSON(t *testing.T) {
+	for _, tc := range []struct {
+		thr  float64
+		want string
+	}{{math.Inf(1), `"Threshold":null`}, {0.5, `"Threshold":0.5`}} {
+		b, err := json.Marshal(ProfileScore{Profile: "standard", Threshold: tc.thr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), tc.want) || !strings.Contains(string(b), `"Profile":"standard"`) {
+			t.Errorf("%v: %s", tc.thr, b)
+		}
 	}
 }

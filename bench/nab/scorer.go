@@ -2,6 +2,7 @@ package nab
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -279,6 +280,20 @@ type ProfileScore struct {
 	Null       float64 // raw score of a detector that never fires
 	Perfect    float64 // raw score of one detection at the start of every window
 	Normalized float64 // 100 * (Raw - Null) / (Perfect - Null)
+}
+
+// MarshalJSON writes a threshold of +Inf (best never to fire, as for a
+// corpus without windows) as null: JSON has no infinity.
+func (s ProfileScore) MarshalJSON() ([]byte, error) {
+	type plain ProfileScore
+	out := struct {
+		plain
+		Threshold *float64
+	}{plain: plain(s)}
+	if !math.IsInf(s.Threshold, 0) {
+		out.Threshold = &s.Threshold
+	}
+	return json.Marshal(out)
 }
 
 // Score optimises the threshold for p over the whole corpus and normalises
