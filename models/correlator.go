@@ -306,6 +306,8 @@ func describe(a *Anomaly) string {
 		what = "New binary run"
 	case family == "novelty" && kind == "destination":
 		what = "New outbound destination"
+	case family == "novelty" && kind == "priv_change" && strings.HasSuffix(a.Detector, "/escalation"):
+		what = "Privilege escalation attempt"
 	case family == "novelty" && kind == "priv_change":
 		what = "Rare privilege change"
 	case family == "novelty" && kind == "sensitive_file":

@@ -11,6 +11,7 @@ func TestDescribe(t *testing.T) {
 		{Anomaly{Detector: "novelty/binary/novel", Entity: "container:abc", Value: "/tmp/x"}, "New binary run on container:abc: /tmp/x"},
 		{Anomaly{Detector: "novelty/destination/novel", Entity: "comm:curl", Value: "203.0.113.7:4444"}, "New outbound destination on comm:curl: 203.0.113.7:4444"},
 		{Anomaly{Detector: "novelty/priv_change/rare", Entity: "host:a", Value: "setuid 0"}, "Rare privilege change on host:a: setuid 0"},
+		{Anomaly{Detector: "novelty/priv_change/escalation", Entity: "comm:x@a", Value: "x setuid(0) euid 1000->1000 failed"}, "Privilege escalation attempt on comm:x@a: x setuid(0) euid 1000->1000 failed"},
 		{Anomaly{Detector: "numeric/spike", Entity: "host:a", Series: "exec_rate", Observed: 42, Expected: 3.5}, "Unusually high exec_rate on host:a (42, expected 3.5)"},
 		{Anomaly{Detector: "numeric/level", Entity: "host:a", Series: "bytes_in", Observed: 1, Expected: 900}, "Unusually low bytes_in on host:a (1, expected 900)"},
 		{Anomaly{Detector: "novelty/sensitive_file/novel", Entity: "comm:cat@a", Value: "cat /etc/shadow"}, "Unusual sensitive file access on comm:cat@a: cat /etc/shadow"},

@@ -57,6 +57,11 @@ type Event struct {
 	Kind    Kind
 	Value   string // "/usr/bin/curl", "nginx -> /bin/sh", "10.0.0.7:4444"
 	EventID uint64
+	// Escalation marks a privilege change by a non-root process that asks
+	// for root (a set*id call to 0, a capset) or gets it. When it is new or
+	// rare it scores 1 and its detector says "escalation", so that it, not
+	// the ordinary privilege drop that often precedes it, names the incident.
+	Escalation bool
 }
 
 // NoveltyOptions configures a Novelty detector.
@@ -236,11 +241,15 @@ func (n *Novelty) Observe(e Event) (Anomaly, bool) {
 			known = false
 		}
 	}
+	base := noveltyScore[e.Kind]
+	if e.Escalation {
+		base = 1
+	}
 	score := 0.0
 	reason := ""
 	switch {
 	case !known:
-		score = noveltyScore[e.Kind]
+		score = base
 		reason = "novel"
 		// Known to the fleet: new here, but not new to us.
 		others := int(n.fleet[fk])
@@ -252,8 +261,11 @@ func (n *Novelty) Observe(e Event) (Anomaly, bool) {
 			reason = "novel_here"
 		}
 	case kindRare[e.Kind] && w < n.o.Rare:
-		score = noveltyScore[e.Kind] * (1 - w/n.o.Rare) * 0.8
+		score = base * (1 - w/n.o.Rare) * 0.8
 		reason = "rare"
+	}
+	if e.Escalation && reason != "" {
+		reason = "escalation"
 	}
 
 	// Learn.

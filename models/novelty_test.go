@@ -127,3 +127,27 @@ func TestNoveltyCheckpoint(t *testing.T) {
 		t.Error("garbage accepted")
 	}
 }
+
+func TestNoveltyEscalation(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	n := NewNovelty(NoveltyOptions{})
+	if _, ok := n.Observe(Event{Time: t0, Entity: "h", Kind: KindBinary, Value: "/bin/sh"}); ok {
+		t.Fatal("anomaly in the learning period")
+	}
+	at := t0.Add(2 * time.Hour)
+	drop, ok := n.Observe(Event{Time: at, Entity: "h", Kind: KindPrivChange, Value: "x setuid euid 0->65534"})
+	if !ok || drop.Score != 0.9 || drop.Detector != "novelty/priv_change/novel" {
+		t.Fatalf("privilege drop: %v %+v", ok, drop)
+	}
+	esc := Event{Time: at, Entity: "h", Kind: KindPrivChange, Value: "x setuid(0) euid 65534->65534 failed", Escalation: true}
+	a, ok := n.Observe(esc)
+	if !ok || a.Score != 1 || a.Detector != "novelty/priv_change/escalation" || a.Severity != SeverityForScore(1) {
+		t.Fatalf("escalation attempt: %v %+v", ok, a)
+	}
+	// Seen once: rare, still an escalation, scored below a new one.
+	esc.Time = at.Add(time.Minute)
+	a, ok = n.Observe(esc)
+	if !ok || a.Score >= 1 || a.Detector != "novelty/priv_change/escalation" {
+		t.Fatalf("repeated escalation attempt: %v %+v", ok, a)
+	}
+}

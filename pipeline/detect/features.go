@@ -484,6 +484,8 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 		euidBefore := uintColumn(rec, "euid_before")
 		euidAfter := uintColumn(rec, "euid_after")
 		errno := uintColumn(rec, "errno")
+		arg0, arg1, arg2 := uintColumn(rec, "arg0"), uintColumn(rec, "arg1"), uintColumn(rec, "arg2")
+		capEff := uintColumn(rec, "cap_effective")
 		for i := range n {
 			s, h, sc, _ := row(i)
 			if s == nil {
@@ -493,14 +495,20 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 			if rootStaysRoot(syscall(i), euidBefore(i), euidAfter(i), errno(i)) {
 				continue
 			}
+			esc, asks := escalation(syscall(i), [3]uint64{arg0(i), arg1(i), arg2(i)}, euidBefore(i), euidAfter(i), capEff(i))
 			// The value is what the baseline learns, so it must not carry
-			// per-call noise (raw arguments, pids).
-			v := comm(i) + " " + syscall(i) + " euid " + strconv.FormatUint(euidBefore(i), 10) + "->" + strconv.FormatUint(euidAfter(i), 10)
+			// per-call noise (raw arguments, pids): only an escalation's
+			// request for id 0 is part of it.
+			v := comm(i) + " " + syscall(i)
+			if asks {
+				v += "(0)"
+			}
+			v += " euid " + strconv.FormatUint(euidBefore(i), 10) + "->" + strconv.FormatUint(euidAfter(i), 10)
 			if errno(i) != 0 {
 				v += " failed"
 			}
 			cat(catEvent{
-				ev:   models.Event{Time: eventTime(ts(i)), Entity: sc, Tree: sc, Kind: models.KindPrivChange, Value: v},
+				ev:   models.Event{Time: eventTime(ts(i)), Entity: sc, Tree: sc, Kind: models.KindPrivChange, Value: v, Escalation: esc},
 				host: host(i), container: container(i), comm: comm(i), pid: uint32(pid(i)),
 			})
 		}
@@ -555,6 +563,35 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 // always judged: they are how root reaches into other processes.
 func rootStaysRoot(syscall string, euidBefore, euidAfter, errno uint64) bool {
 	return strings.HasPrefix(syscall, "set") && euidBefore == 0 && euidAfter == 0 && errno == 0
+}
+
+// escalation reports whether a privilege call by a process is a try for
+// root: a non-root caller asking a set*id call for id 0 (asksZero), a
+// non-root capset asking for any effective capability, or any call that
+// left a non-root caller with euid 0. The set*id ids are 32-bit and
+// 4294967295 (-1) means "unchanged"; ptrace is judged as a privilege
+// change but is not an escalation of the caller's own.
+func escalation(syscall string, args [3]uint64, euidBefore, euidAfter, capEffective uint64) (esc, asksZero bool) {
+	if euidBefore == 0 {
+		return false, false
+	}
+	var ids []uint64
+	switch syscall {
+	case "setuid", "setgid", "setfsuid", "setfsgid":
+		ids = args[:1]
+	case "setreuid", "setregid":
+		ids = args[:2]
+	case "setresuid", "setresgid":
+		ids = args[:3]
+	case "capset":
+		return capEffective != 0 || euidAfter == 0, false
+	}
+	for _, id := range ids {
+		if uint32(id) == 0 {
+			asksZero = true
+		}
+	}
+	return asksZero || euidAfter == 0, asksZero
 }
 
 // abnormalSignal marks terminating signals that mean a crash or a kill

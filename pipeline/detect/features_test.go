@@ -84,7 +84,7 @@ func TestAggregate(t *testing.T) {
 			kind: collector.KindPriv,
 			rows: []row{{"ts": at(ms(1)), "host": "web-1", "comm": "sudo", "syscall": "setuid", "arg0": 0, "euid_before": 1000, "euid_after": 0}},
 			want: map[models.SeriesKey]float64{sk(host, SeriesPrivChanges): 1},
-			cats: []string{"sudo setuid euid 1000->0"},
+			cats: []string{"sudo setuid(0) euid 1000->0 !escalation"},
 		},
 		{
 			name: "root staying root is counted, not judged; ptrace by root is judged",
@@ -94,9 +94,11 @@ func TestAggregate(t *testing.T) {
 				{"ts": at(ms(2)), "host": "web-1", "comm": "spawner", "syscall": "setresuid", "euid_before": 0, "euid_after": 0},
 				{"ts": at(ms(3)), "host": "web-1", "comm": "gdb", "syscall": "ptrace", "euid_before": 0, "euid_after": 0},
 				{"ts": at(ms(4)), "host": "web-1", "comm": "nginx", "syscall": "setuid", "euid_before": 0, "euid_after": 33},
+				{"ts": at(ms(5)), "host": "web-1", "comm": "x", "syscall": "setresuid", "arg0": 4294967295, "arg1": 0, "arg2": 4294967295, "euid_before": 65534, "euid_after": 65534, "errno": 1},
+				{"ts": at(ms(6)), "host": "web-1", "comm": "x", "syscall": "setuid", "arg0": 65534, "euid_before": 65534, "euid_after": 65534},
 			},
-			want: map[models.SeriesKey]float64{sk(host, SeriesPrivChanges): 4},
-			cats: []string{"gdb ptrace euid 0->0", "nginx setuid euid 0->33"},
+			want: map[models.SeriesKey]float64{sk(host, SeriesPrivChanges): 6},
+			cats: []string{"gdb ptrace euid 0->0", "nginx setuid euid 0->33", "x setresuid(0) euid 65534->65534 failed !escalation", "x setuid euid 65534->65534"},
 		},
 		{
 			name: "out-of-order rows within the grace land in their own step",
@@ -113,7 +115,13 @@ func TestAggregate(t *testing.T) {
 			g := newAggregator(int64(time.Second), int64(time.Second/2), newProcTable(16, ""))
 			var cats []string
 			b := makeBatch(t, mem, tc.kind, tc.rows...)
-			g.add(b.Kind, b.Record, func(e catEvent) { cats = append(cats, e.ev.Value) })
+			g.add(b.Kind, b.Record, func(e catEvent) {
+				v := e.ev.Value
+				if e.ev.Escalation {
+					v += " !escalation"
+				}
+				cats = append(cats, v)
+			})
 			b.Record.Release()
 			steps := g.due(at(10*time.Second).UnixNano(), 60)
 			if len(steps) == 0 {
@@ -134,6 +142,36 @@ func TestAggregate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestEscalation(t *testing.T) {
+	const unchanged = 4294967295
+	tests := []struct {
+		syscall          string
+		args             [3]uint64
+		before, after    uint64
+		capEff           uint64
+		wantEsc, wantAsk bool
+	}{
+		{"setuid", [3]uint64{0}, 1000, 1000, 0, true, true},                          // failed setuid(0)
+		{"setuid", [3]uint64{1000}, 1000, 1000, 0, false, false},                     // no-op
+		{"setuid", [3]uint64{65534}, 0, 65534, 0, false, false},                      // root dropping
+		{"setresuid", [3]uint64{unchanged, 0, unchanged}, 1000, 0, 0, true, true},    // seteuid(0) from a saved root id
+		{"setreuid", [3]uint64{unchanged, unchanged}, 1000, 1000, 0, false, false},   // all unchanged
+		{"setresgid", [3]uint64{unchanged, unchanged, 0}, 1000, 1000, 0, true, true}, // asks for group root
+		{"setfsuid", [3]uint64{1 << 32}, 1000, 1000, 0, true, true},                  // the kernel sees the low 32 bits
+		{"capset", [3]uint64{}, 1000, 1000, 1 << 21, true, false},                    // CAP_SYS_ADMIN asked by non-root
+		{"capset", [3]uint64{}, 1000, 1000, 0, false, false},                         // dropping everything
+		{"capset", [3]uint64{}, 0, 0, 1 << 21, false, false},                         // root
+		{"ptrace", [3]uint64{16, 42}, 1000, 1000, 0, false, false},                   // judged, but not the caller's escalation
+		{"setgid", [3]uint64{0}, 0, 0, 0, false, false},                              // root stays root
+	}
+	for _, tc := range tests {
+		esc, ask := escalation(tc.syscall, tc.args, tc.before, tc.after, tc.capEff)
+		if esc != tc.wantEsc || ask != tc.wantAsk {
+			t.Errorf("escalation(%s %v, euid %d->%d, cap %#x) = %v, %v; want %v, %v", tc.syscall, tc.args, tc.before, tc.after, tc.capEff, esc, ask, tc.wantEsc, tc.wantAsk)
+		}
 	}
 }
 

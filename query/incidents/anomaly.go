@@ -77,8 +77,11 @@ func (r AnomalyRow) Text() string {
 		if what == "" {
 			what = "new " + r.Series
 		}
-		if strings.HasSuffix(r.Detector, "/rare") {
+		switch {
+		case strings.HasSuffix(r.Detector, "/rare"):
 			what = "rare " + r.Series
+		case strings.HasSuffix(r.Detector, "/escalation"):
+			what = "privilege escalation attempt"
 		}
 		return fmt.Sprintf("%s on %s: %s", what, who, r.Evidence.Value)
 	}

@@ -12,6 +12,8 @@ func TestAnomalyText(t *testing.T) {
 			"new sensitive file access on comm vbench-reader: vbench-reader /etc/shadow"},
 		{AnomalyRow{EntityKind: "comm", Entity: "java", Series: "oom_kill", Detector: "novelty/oom_kill/rare", Evidence: Evidence{Value: "java"}},
 			"rare oom_kill on comm java: java"},
+		{AnomalyRow{EntityKind: "comm", Entity: "x", Series: "priv_change", Detector: "novelty/priv_change/escalation", Evidence: Evidence{Value: "x setuid(0) euid 1000->1000 failed"}},
+			"privilege escalation attempt on comm x: x setuid(0) euid 1000->1000 failed"},
 		{AnomalyRow{EntityKind: "host", Host: "web-1", Series: "execs", Detector: "burst/execs", Observed: 3000, Expected: 40},
 			"burst of execs on host web-1: 3000 in one step, usual peak 40"},
 		{AnomalyRow{EntityKind: "comm", Entity: "scan", Series: "failed_destinations", Detector: "fanout/failed_destinations", Observed: 480},
