@@ -63,7 +63,7 @@ iproute2 (retransmit-storm) and a memory cgroup (oom-kill, v2 or v1).
 		names = append(names, s.Name)
 	}
 	cmd.Flags().StringSliceVar(&o.Only, "only", nil, "scenario names to run (default: all): "+strings.Join(names, ", "))
-	cmd.Flags().DurationVar(&o.Baseline, "baseline", 3*time.Minute, "warm-up with the baseline workload alone; also the models' learning period (the numeric detector needs ~150 points at the 1 s step)")
+	cmd.Flags().DurationVar(&o.Baseline, "baseline", 3*time.Minute, "warm-up with the baseline workload alone; also the models' learning period (at the 1 s step the numeric detector scores after 50 points, the burst detectors after 20)")
 	cmd.Flags().DurationVar(&o.Quiet, "quiet", 10*time.Minute, "baseline alone after the scenarios, counting false positives")
 	cmd.Flags().DurationVar(&o.Wait, "wait", 30*time.Second, "how long to wait for each detection")
 	return cmd

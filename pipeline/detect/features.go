@@ -500,8 +500,11 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 			// per-call noise (raw arguments, pids): only an escalation's
 			// request for id 0 is part of it.
 			v := comm(i) + " " + syscall(i)
-			if asks {
+			switch {
+			case asks:
 				v += "(0)"
+			case syscall(i) == "ptrace":
+				v += ptraceRequest(arg0(i))
 			}
 			v += " euid " + strconv.FormatUint(euidBefore(i), 10) + "->" + strconv.FormatUint(euidAfter(i), 10)
 			if errno(i) != 0 {
@@ -592,6 +595,30 @@ func escalation(syscall string, args [3]uint64, euidBefore, euidAfter, capEffect
 		}
 	}
 	return asksZero || euidAfter == 0, asksZero
+}
+
+// ptraceRequest names the ptrace requests that start tracing or write into
+// the tracee, "(attach)" or "(poketext)"; the rest of a debugger's
+// chatter (peeks, continues, register reads) is "" so that it learns as
+// one value.
+func ptraceRequest(req uint64) string {
+	switch req {
+	case 0:
+		return "(traceme)"
+	case 4:
+		return "(poketext)"
+	case 5:
+		return "(pokedata)"
+	case 6:
+		return "(pokeuser)"
+	case 13:
+		return "(setregs)"
+	case 16:
+		return "(attach)"
+	case 0x4206:
+		return "(seize)"
+	}
+	return ""
 }
 
 // abnormalSignal marks terminating signals that mean a crash or a kill

@@ -92,13 +92,14 @@ func TestAggregate(t *testing.T) {
 			rows: []row{
 				{"ts": at(ms(1)), "host": "web-1", "comm": "spawner", "syscall": "setgid", "euid_before": 0, "euid_after": 0},
 				{"ts": at(ms(2)), "host": "web-1", "comm": "spawner", "syscall": "setresuid", "euid_before": 0, "euid_after": 0},
-				{"ts": at(ms(3)), "host": "web-1", "comm": "gdb", "syscall": "ptrace", "euid_before": 0, "euid_after": 0},
+				{"ts": at(ms(3)), "host": "web-1", "comm": "gdb", "syscall": "ptrace", "arg0": 16, "arg1": 42, "euid_before": 0, "euid_after": 0},
+				{"ts": at(ms(3)), "host": "web-1", "comm": "gdb", "syscall": "ptrace", "arg0": 2, "arg1": 42, "arg2": 4096, "euid_before": 0, "euid_after": 0},
 				{"ts": at(ms(4)), "host": "web-1", "comm": "nginx", "syscall": "setuid", "euid_before": 0, "euid_after": 33},
 				{"ts": at(ms(5)), "host": "web-1", "comm": "x", "syscall": "setresuid", "arg0": 4294967295, "arg1": 0, "arg2": 4294967295, "euid_before": 65534, "euid_after": 65534, "errno": 1},
 				{"ts": at(ms(6)), "host": "web-1", "comm": "x", "syscall": "setuid", "arg0": 65534, "euid_before": 65534, "euid_after": 65534},
 			},
-			want: map[models.SeriesKey]float64{sk(host, SeriesPrivChanges): 6},
-			cats: []string{"gdb ptrace euid 0->0", "nginx setuid euid 0->33", "x setresuid(0) euid 65534->65534 failed !escalation", "x setuid euid 65534->65534"},
+			want: map[models.SeriesKey]float64{sk(host, SeriesPrivChanges): 7},
+			cats: []string{"gdb ptrace(attach) euid 0->0", "gdb ptrace euid 0->0", "nginx setuid euid 0->33", "x setresuid(0) euid 65534->65534 failed !escalation", "x setuid euid 65534->65534"},
 		},
 		{
 			name: "out-of-order rows within the grace land in their own step",
