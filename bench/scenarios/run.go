@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 )
 
 // Options configures Run. Zero values take the defaults noted.
@@ -170,6 +172,16 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		if err := sleep(ctx, 3*time.Second); err != nil {
 			return res, err
 		}
+		if oc.IncidentID != "" {
+			// The summary is written a little after the incident opens (the
+			// summarizer reads its facts back from ClickHouse); waiting for
+			// it is not part of the time to detect.
+			sum, err := srv.awaitSummary(ctx, oc.IncidentID, summaryWait)
+			if err != nil {
+				return res, err
+			}
+			oc.Summary = sum
+		}
 		oc.Telemetry = srv.count(ctx, start, s.Telemetry)
 		o.Logger.Info("scenario done", "name", s.Name, "detected", oc.Detected, "entity_right", oc.EntityRight, "telemetry", oc.Telemetry, "note", oc.Note, "error", oc.Error)
 		res.Scenarios = append(res.Scenarios, oc)
@@ -194,6 +206,31 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		writeTable(o.Out, res)
 	}
 	return res, nil
+}
+
+// summaryWait bounds how long a scenario's report waits for its incident's
+// summary; the offline summarizer takes well under a second, so running
+// out means the summary stage is stuck or failing.
+const summaryWait = 20 * time.Second
+
+// awaitSummary polls the incident until it has a summary, for at most d;
+// "" if it has none by then. Only a cancelled ctx is an error.
+func (v *vigil) awaitSummary(ctx context.Context, id string, d time.Duration) (string, error) {
+	deadline := time.Now().Add(d)
+	for {
+		rows, err := v.query(ctx, fmt.Sprintf(`SELECT summary FROM vigil.incidents FINAL WHERE id = toUUID('%s')`, id))
+		if err == nil && len(rows) > 0 {
+			if s := str(rows[0], "summary"); s != "" {
+				return s, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", nil
+		}
+		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+			return "", err
+		}
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -232,10 +269,49 @@ func writeTable(w io.Writer, r Result) {
 			fmt.Fprintf(w, "  %s: %s\n", s.Name, s.Note)
 		}
 	}
+	for _, s := range r.Scenarios {
+		switch {
+		case s.Summary != "":
+			fmt.Fprintf(w, "  %s summary: %s\n", s.Name, summaryLine(s.Summary, 400))
+		case s.Detected:
+			fmt.Fprintf(w, "  %s summary: (none within %s)\n", s.Name, summaryWait)
+		}
+	}
 	fmt.Fprintf(w, "quiet baseline %s: %d incident(s); whole run: %s\n", r.Quiet, r.FalsePositives, r.Anomalies)
 	for _, t := range r.FPTitles {
 		fmt.Fprintf(w, "  %s\n", t)
 	}
+}
+
+// summaryLine is the line of a summary the text report shows: the first
+// claim under "Likely cause:", else the first claim, cut at max bytes (on a
+// rune boundary). The JSON has the whole summary.
+func summaryLine(md string, max int) string {
+	var first, cause string
+	inCause := false
+	for line := range strings.SplitSeq(md, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasSuffix(line, ":") && !strings.HasPrefix(line, "- "):
+			inCause = line == "Likely cause:"
+		case strings.HasPrefix(line, "- "):
+			if first == "" {
+				first = line[2:]
+			}
+			if inCause && cause == "" {
+				cause = line[2:]
+			}
+		}
+	}
+	p := cmp.Or(cause, first)
+	if len(p) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(p[cut]) {
+			cut--
+		}
+		p = p[:cut] + "…"
+	}
+	return p
 }
 
 // vigil is a running `vigil up`.

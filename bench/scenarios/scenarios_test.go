@@ -154,6 +154,10 @@ func TestDetects(t *testing.T) {
 		if s.Telemetry <= 0 {
 			t.Errorf("%s: %d telemetry rows (%s)", s.Name, s.Telemetry, s.TelemetryProbe)
 		}
+		// The offline summary must exist and name the actor.
+		if _, name, _ := strings.Cut(s.ExpectedEntity, ":"); s.Detected && !strings.Contains(s.Summary, "`"+name+"`") {
+			t.Errorf("%s: the incident's summary does not name %q:\n%s", s.Name, name, s.Summary)
+		}
 		if !s.Detected || !s.EntityRight {
 			t.Errorf("%s: detected=%v entity_right=%v: want %s, anomaly %s (%s), incident %v", s.Name, s.Detected, s.EntityRight,
 				s.ExpectedEntity, s.Entity, s.Evidence, s.IncidentEntity)
@@ -200,5 +204,25 @@ func TestMechanics(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/*/vigil-bench-oom-%d", os.Getpid())); len(m) > 0 {
 		t.Errorf("cgroups left behind: %v", m)
+	}
+}
+
+func TestSummaryLine(t *testing.T) {
+	const md = "Title: T\n\nWhat happened:\n- a shell ran. [A1]\n\nLikely cause:\n- Most likely related: `sh`. [A1, P1]\n- other\n\nNext steps:\n- look"
+	tests := []struct {
+		md   string
+		max  int
+		want string
+	}{
+		{md, 100, "Most likely related: `sh`. [A1, P1]"},
+		{"Title: T\n\nWhat happened:\n- only this", 100, "only this"},
+		{"Title: T", 100, ""},
+		{"What happened:\n- ééééé", 3, "é…"}, // never cuts a rune in half
+		{"", 10, ""},
+	}
+	for _, tc := range tests {
+		if got := summaryLine(tc.md, tc.max); got != tc.want {
+			t.Errorf("summaryLine(%q, %d) = %q, want %q", tc.md, tc.max, got, tc.want)
+		}
 	}
 }

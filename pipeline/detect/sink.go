@@ -52,6 +52,11 @@ type SinkOptions struct {
 	// SummaryInterval is the least time between two summaries of one
 	// incident: updates in between are coalesced. Default 30s.
 	SummaryInterval time.Duration
+	// SummaryDelay is how long a new incident waits for its first
+	// summary, so that the events that raised it (buffered by the
+	// collector and the writers for up to about a second) are in ClickHouse
+	// when its fact sheet is read. Default 3s; negative: no wait.
+	SummaryDelay time.Duration
 	// SummaryTimeout bounds one summary (fact sheet plus LLM). Default 2m.
 	SummaryTimeout time.Duration
 	// MaxIncidents bounds the incidents whose latest version is kept in
@@ -87,6 +92,9 @@ func (o SinkOptions) withDefaults() SinkOptions {
 	}
 	if o.SummaryInterval <= 0 {
 		o.SummaryInterval = 30 * time.Second
+	}
+	if o.SummaryDelay == 0 {
+		o.SummaryDelay = 3 * time.Second
 	}
 	if o.SummaryTimeout <= 0 {
 		o.SummaryTimeout = 2 * time.Minute
@@ -484,6 +492,8 @@ func (s *Sink) requestSummary(id string) {
 			if due := last.Add(s.o.SummaryInterval); due.After(at) {
 				at = due
 			}
+		} else if s.o.SummaryDelay > 0 {
+			at = at.Add(s.o.SummaryDelay)
 		}
 		s.pending[id] = at
 	}

@@ -39,7 +39,7 @@ func TestSinkPublishOnly(t *testing.T) {
 // the pending set is bounded.
 func TestSummaryCoalescing(t *testing.T) {
 	// No goroutines: the queue is driven by hand.
-	s := &Sink{o: SinkOptions{SummaryInterval: time.Hour, MaxPendingSummaries: 2}.withDefaults(),
+	s := &Sink{o: SinkOptions{SummaryInterval: time.Hour, SummaryDelay: -1, MaxPendingSummaries: 2}.withDefaults(),
 		pending: map[string]time.Time{}, lastSummary: map[string]time.Time{"b": time.Now()}, wake: make(chan struct{}, 1)}
 	for range 5 {
 		s.requestSummary("a")
@@ -55,5 +55,13 @@ func TestSummaryCoalescing(t *testing.T) {
 	}
 	if _, wait, ok := s.next(); ok || wait < 50*time.Minute {
 		t.Errorf("b due in %v (ok %v), want about the summary interval", wait, ok)
+	}
+
+	// A new incident's first summary waits for its events to land.
+	s = &Sink{o: SinkOptions{SummaryDelay: time.Minute}.withDefaults(),
+		pending: map[string]time.Time{}, lastSummary: map[string]time.Time{}, wake: make(chan struct{}, 1)}
+	s.requestSummary("new")
+	if _, wait, ok := s.next(); ok || wait < 50*time.Second {
+		t.Errorf("first summary due in %v (ok %v), want about the delay", wait, ok)
 	}
 }

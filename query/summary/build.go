@@ -2,6 +2,7 @@ package summary
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -84,11 +85,13 @@ ORDER BY score DESC, ts LIMIT ?`, id, id, o.MaxAnomalies+1)
 		return f, fmt.Errorf("read anomalies: %w", err)
 	}
 	for _, row := range capRows(&f, "anomalies", res.Rows, o.MaxAnomalies) {
-		f.Anomalies = append(f.Anomalies, Anomaly{
+		a := Anomaly{
 			ID: chread.String(row[0]), TS: chread.Time(row[1]), Host: chread.String(row[2]), EntityKind: chread.String(row[3]), Entity: chread.String(row[4]),
 			Series: chread.String(row[5]), Detector: chread.String(row[6]), Score: chread.Float(row[7]), Severity: chread.String(row[8]),
 			Expected: chread.Float(row[9]), Observed: chread.Float(row[10]), WindowStart: chread.Time(row[11]), WindowEnd: chread.Time(row[12]), Evidence: chread.String(row[13]),
-		})
+		}
+		a.Value, a.Comm, a.PID = parseEvidence(a.Evidence)
+		f.Anomalies = append(f.Anomalies, a)
 	}
 
 	// The scope: hosts, time range and the entities that name processes.
@@ -212,3 +215,19 @@ func capRows(f *FactSheet, what string, rows [][]any, max int) [][]any {
 // The converters accept the Go types clickhouse-go scans into and the
 // obvious neighbours, and yield zero values otherwise: a schema change shows
 // up as empty fields, not as a failed summary.
+
+// parseEvidence reads the categorical value, comm and pid from an anomaly's
+// evidence JSON. Evidence that is not such an object (hand-inserted rows,
+// an older format) yields nothing rather than an error: the raw string
+// stays in the fact sheet.
+func parseEvidence(ev string) (value, comm string, pid uint32) {
+	var e struct {
+		Value string `json:"value"`
+		Comm  string `json:"comm"`
+		PID   uint32 `json:"pid"`
+	}
+	if ev == "" || json.Unmarshal([]byte(ev), &e) != nil {
+		return "", "", 0
+	}
+	return e.Value, e.Comm, e.PID
+}

@@ -45,12 +45,16 @@ func Offline(f *FactSheet) Summary {
 	// What happened.
 	const maxAnoms, maxProcs, maxConns = 5, 8, 8
 	for _, a := range anoms[:min(len(anoms), maxAnoms)] {
-		s.WhatHappened = append(s.WhatHappened, Claim{
-			Text: fmt.Sprintf("%s of %s %s on %s: observed %s, expected %s (score %s, detector %s), window %s to %s.",
-				q(a.Series), a.EntityKind, q(a.Entity), q(a.Host), Num(a.Observed), Num(a.Expected), Num(a.Score),
-				q(a.Detector), fmtTime(a.WindowStart), fmtTime(a.WindowEnd)),
-			Evidence: []string{a.Ref},
-		})
+		text := fmt.Sprintf("%s of %s %s on %s: observed %s, expected %s (score %s, detector %s), window %s to %s.",
+			q(a.Series), a.EntityKind, q(a.Entity), q(a.Host), Num(a.Observed), Num(a.Expected), Num(a.Score),
+			q(a.Detector), fmtTime(a.WindowStart), fmtTime(a.WindowEnd))
+		if what := noveltyPhrase(a.Detector); what != "" && a.Value != "" {
+			// A categorical anomaly's observed and expected are baseline
+			// weights; the value is what an engineer needs to read.
+			text = fmt.Sprintf("%s of %s %s on %s: %s %s (score %s, detector %s), at %s.",
+				q(a.Series), a.EntityKind, q(a.Entity), q(a.Host), what, q(a.Value), Num(a.Score), q(a.Detector), fmtTime(a.WindowStart))
+		}
+		s.WhatHappened = append(s.WhatHappened, Claim{Text: text, Evidence: []string{a.Ref}})
 	}
 	if len(anoms) > maxAnoms {
 		s.WhatHappened = append(s.WhatHappened, Claim{Text: fmt.Sprintf("%d anomalies in all; the highest scores are listed.", st.Anomalies)})
@@ -109,20 +113,27 @@ func Offline(f *FactSheet) Summary {
 		s.LikelyCause = append(s.LikelyCause, Claim{Text: "No anomaly is recorded for this incident; the cause cannot be determined from the telemetry."})
 	} else {
 		a := anoms[0]
-		var suspect *Process
-		for i := range f.Processes {
-			p := &f.Processes[i]
-			if p.Host == a.Host && (a.EntityKind == "host" || p.Comm == a.Entity || a.EntityKind == "cgroup") {
-				suspect = p
-				break
+		suspect := suspectOf(f.Processes, &a)
+		switch {
+		case suspect == nil && a.PID != 0:
+			who := "the process"
+			if a.Comm != "" {
+				who = q(a.Comm)
 			}
-		}
-		if suspect == nil {
+			s.LikelyCause = append(s.LikelyCause, Claim{
+				Text:     fmt.Sprintf("The anomaly was raised by %s (pid %d) on %s; its exec is not among the recorded processes (it started before the window they cover, or its exec was not recorded).", who, a.PID, q(a.Host)),
+				Evidence: []string{a.Ref},
+			})
+			s.NextSteps = append(s.NextSteps, Claim{
+				Text:     fmt.Sprintf("Inspect pid %d on %s (its command line, parent and owner) while it runs.", a.PID, q(a.Host)),
+				Evidence: []string{a.Ref},
+			})
+		case suspect == nil:
 			s.LikelyCause = append(s.LikelyCause, Claim{
 				Text:     fmt.Sprintf("No recorded process or connection explains %s of %s; the cause is undetermined from the telemetry.", q(a.Series), q(a.Entity)),
 				Evidence: []string{a.Ref},
 			})
-		} else {
+		default:
 			text := fmt.Sprintf("Most likely related: %s (pid %d) running %s", q(suspect.Comm), suspect.PID, q(suspect.Filename))
 			ev := []string{a.Ref, suspect.Ref}
 			if pp := parent(suspect); pp != nil {
@@ -165,15 +176,82 @@ func Offline(f *FactSheet) Summary {
 		peers++
 		s.NextSteps = append(s.NextSteps, Claim{Text: fmt.Sprintf("Verify that %s is a legitimate peer for %s.", key, q(c.Comm)), Evidence: []string{c.Ref}})
 	}
-	if len(anoms) > 0 {
+	switch {
+	case len(anoms) > 0 && noveltyPhrase(anoms[0].Detector) != "" && anoms[0].Value != "":
+		s.NextSteps = append(s.NextSteps, Claim{
+			Text:     fmt.Sprintf("Decide whether %s is expected of %s, then acknowledge or resolve the incident.", q(anoms[0].Value), q(anoms[0].Entity)),
+			Evidence: []string{anoms[0].Ref},
+		})
+	case len(anoms) > 0:
 		s.NextSteps = append(s.NextSteps, Claim{
 			Text:     fmt.Sprintf("Compare %s of %s with its expected value on the dashboard, then acknowledge or resolve the incident.", q(anoms[0].Series), q(anoms[0].Entity)),
 			Evidence: []string{anoms[0].Ref},
 		})
-	} else {
+	default:
 		s.NextSteps = append(s.NextSteps, Claim{Text: "Review the incident on the dashboard, then acknowledge or resolve it."})
 	}
 	return s
+}
+
+// noveltyPhrase says what kind of categorical anomaly a detector reports,
+// "" for the numeric ones.
+func noveltyPhrase(detector string) string {
+	if !strings.HasPrefix(detector, "novelty/") {
+		return ""
+	}
+	switch {
+	case strings.HasSuffix(detector, "/escalation"):
+		return "privilege escalation attempt"
+	case strings.HasSuffix(detector, "/rare"):
+		return "rare value"
+	case strings.HasSuffix(detector, "/novel_here"):
+		return "value new here but common in the fleet"
+	}
+	return "new value"
+}
+
+// suspectOf is the process most likely behind a: the one with the pid its
+// evidence names, else for a process entity the last process of that name
+// started by the end of its window (the first if all started later: a
+// service that runs the same program every minute is judged by the run
+// that misbehaved), else the first process on the host. pids are reused,
+// so of several with a's pid the last one started by then wins too.
+func suspectOf(procs []Process, a *Anomaly) *Process {
+	end := a.WindowEnd
+	if end.IsZero() {
+		end = a.TS
+	}
+	pick := func(match func(p *Process) bool) *Process {
+		var first, last *Process
+		for i := range procs {
+			p := &procs[i]
+			if p.Host != a.Host || !match(p) {
+				continue
+			}
+			if first == nil {
+				first = p
+			}
+			if !p.TS.After(end) {
+				last = p
+			}
+		}
+		return cmp.Or(last, first)
+	}
+	if a.PID != 0 {
+		// Another run of the same program would be a wrong lead.
+		return pick(func(p *Process) bool { return p.PID == a.PID })
+	}
+	if a.EntityKind == "host" || a.EntityKind == "cgroup" {
+		// Host-wide: the first process of the window, which started what
+		// followed, explains more than the last.
+		for i := range procs {
+			if procs[i].Host == a.Host {
+				return &procs[i]
+			}
+		}
+		return nil
+	}
+	return pick(func(p *Process) bool { return p.Comm == a.Entity || a.Comm != "" && p.Comm == a.Comm })
 }
 
 // maxQuoted is the longest host string an offline summary quotes.

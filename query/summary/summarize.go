@@ -163,6 +163,7 @@ func (f *FactSheet) ForPrompt() *FactSheet {
 	for i, a := range f.Anomalies {
 		a.Host, a.Entity, a.Series, a.Detector = cl(a.Host), cl(a.Entity), cl(a.Series), cl(a.Detector)
 		a.Evidence = prompt.Clean(a.Evidence, maxPromptEvidence)
+		a.Value, a.Comm = cl(a.Value), cl(a.Comm)
 		c.Anomalies[i] = a
 	}
 	c.Processes = make([]Process, len(f.Processes))

@@ -25,6 +25,12 @@ func loadSheet(t testing.TB, path string) *FactSheet {
 	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
+	for i := range f.Anomalies {
+		a := &f.Anomalies[i]
+		if a.Value == "" {
+			a.Value, a.Comm, a.PID = parseEvidence(a.Evidence) // as Build does
+		}
+	}
 	f.number()
 	return &f
 }
@@ -172,4 +178,25 @@ func TestGround(t *testing.T) {
 			t.Errorf("flags %+v", fl)
 		}
 	})
+}
+
+func TestParseEvidence(t *testing.T) {
+	tests := []struct {
+		ev          string
+		value, comm string
+		pid         uint32
+	}{
+		{`{"value":"nginx -\u003e /bin/sh","comm":"sh","pid":42,"tree":"t"}`, "nginx -> /bin/sh", "sh", 42},
+		{`{"comm":"cat"}`, "", "cat", 0},
+		{``, "", "", 0},
+		{`not json`, "", "", 0},
+		{`{"pid":-1}`, "", "", 0}, // out of range: nothing rather than a wrong pid
+		{`["value"]`, "", "", 0},
+	}
+	for _, tc := range tests {
+		v, c, p := parseEvidence(tc.ev)
+		if v != tc.value || c != tc.comm || p != tc.pid {
+			t.Errorf("parseEvidence(%q) = %q, %q, %d; want %q, %q, %d", tc.ev, v, c, p, tc.value, tc.comm, tc.pid)
+		}
+	}
 }
