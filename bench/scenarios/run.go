@@ -30,6 +30,7 @@ type Options struct {
 	Baseline time.Duration // warm-up with the baseline alone, also the models' learning period; default 3m
 	Quiet    time.Duration // baseline alone after the scenarios, counting false positives; default 10m
 	Wait     time.Duration // how long to wait for each detection; default 30s
+	Step     time.Duration // the models' step (vigil up --model-step); default 1s
 	Out      io.Writer     // the table; nil for none
 	Logger   *slog.Logger  // nil discards
 }
@@ -78,6 +79,7 @@ type Outcome struct {
 type Result struct {
 	Scenarios      []Outcome     `json:"scenarios"`
 	Baseline       time.Duration `json:"baseline_ns"`
+	Step           time.Duration `json:"step_ns"`
 	Quiet          time.Duration `json:"quiet_ns"`
 	FalsePositives int           `json:"false_positive_incidents"`
 	FPTitles       []string      `json:"false_positive_titles,omitempty"`
@@ -90,6 +92,9 @@ type Result struct {
 func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Binary == "" {
 		return Result{}, errors.New("no vigil binary")
+	}
+	if o.Step <= 0 {
+		o.Step = time.Second
 	}
 	if o.Baseline <= 0 {
 		o.Baseline = 3 * time.Minute
@@ -119,7 +124,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	defer cleanup()
 
-	srv, err := startVigil(ctx, o.Binary, o.Baseline, o.Logger)
+	srv, err := startVigil(ctx, o.Binary, o.Baseline, o.Step, o.Logger)
 	if err != nil {
 		return Result{}, err
 	}
@@ -135,7 +140,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return Result{}, err
 	}
 
-	res := Result{Baseline: o.Baseline}
+	res := Result{Baseline: o.Baseline, Step: o.Step}
 	seen := map[string]bool{} // anomaly ids already attributed
 	srv.markSeen(ctx, seen)
 	for _, s := range table {
@@ -243,6 +248,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 func writeTable(w io.Writer, r Result) {
+	fmt.Fprintf(w, "model step %s, baseline %s\n", r.Step, r.Baseline)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tran\tdetected\ttime\tentity ok\tentity\tdetector\ttelemetry\ttitle")
 	for _, s := range r.Scenarios {
@@ -334,7 +340,7 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func startVigil(ctx context.Context, bin string, learning time.Duration, log *slog.Logger) (*vigil, error) {
+func startVigil(ctx context.Context, bin string, learning, step time.Duration, log *slog.Logger) (*vigil, error) {
 	dir, err := os.MkdirTemp("", "vigil-bench-data-")
 	if err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -353,7 +359,7 @@ func startVigil(ctx context.Context, bin string, learning time.Duration, log *sl
 		"--ch-tcp-port", strconv.Itoa(ports[1]),
 		"--listen", fmt.Sprintf("127.0.0.1:%d", ports[2]),
 		"--token", "bench-scenarios-token-0123456789",
-		"--model-step", "1s",
+		"--model-step", step.String(),
 		"--model-learning", learning.String())
 	pr, pw := io.Pipe()
 	v.cmd.Stdout, v.cmd.Stderr = pw, pw

@@ -41,8 +41,11 @@ iproute2 (retransmit-storm) and a memory cgroup (oom-kill, v2 or v1).
 			if err != nil {
 				return err
 			}
-			if o.Baseline <= 0 || o.Quiet < 0 || o.Wait <= 0 {
-				return fmt.Errorf("--baseline and --wait must be positive, --quiet not negative")
+			if o.Baseline <= 0 || o.Quiet < 0 || o.Wait <= 0 || o.Step <= 0 {
+				return fmt.Errorf("--baseline, --wait and --step must be positive, --quiet not negative")
+			}
+			if warm := 20 * o.Step; o.Baseline < warm {
+				return fmt.Errorf("--baseline %s is shorter than the burst detectors' warm-up at --step %s (20 steps, %s): use --baseline %s or more", o.Baseline, o.Step, warm, warm+time.Minute)
 			}
 			exe, err := os.Executable()
 			if err != nil {
@@ -63,9 +66,10 @@ iproute2 (retransmit-storm) and a memory cgroup (oom-kill, v2 or v1).
 		names = append(names, s.Name)
 	}
 	cmd.Flags().StringSliceVar(&o.Only, "only", nil, "scenario names to run (default: all): "+strings.Join(names, ", "))
-	cmd.Flags().DurationVar(&o.Baseline, "baseline", 3*time.Minute, "warm-up with the baseline workload alone; also the models' learning period (at the 1 s step the numeric detector scores after 50 points, the burst detectors after 20)")
+	cmd.Flags().DurationVar(&o.Baseline, "baseline", 3*time.Minute, "warm-up with the baseline workload alone; also the models' learning period (the numeric detector scores after 50 steps, the burst detectors after 20)")
 	cmd.Flags().DurationVar(&o.Quiet, "quiet", 10*time.Minute, "baseline alone after the scenarios, counting false positives")
 	cmd.Flags().DurationVar(&o.Wait, "wait", 30*time.Second, "how long to wait for each detection")
+	cmd.Flags().DurationVar(&o.Step, "step", time.Second, "the models' step (vigil up --model-step); production runs at 10s")
 	return cmd
 }
 
