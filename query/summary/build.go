@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/vigil-dev/vigil/query/chread"
@@ -124,43 +125,59 @@ ORDER BY score DESC, ts LIMIT ?`, id, id, o.MaxAnomalies+1)
 	}
 	slices.Sort(hosts)
 	hosts = slices.Compact(hosts)
+	coreFrom, coreTo := from, to
 	from, to = from.Add(-o.Margin), to.Add(o.Margin)
 	allComms := len(comms) == 0 && len(cgroups) == 0 // host-wide incident: every exec counts
 
-	res, err = r.Query(ctx, `SELECT host, ts, pid, ppid, uid, comm, filename, argv
-FROM `+db+`.exec_events
-WHERE host IN ? AND ts BETWEEN ? AND ? AND (? OR comm IN ? OR toString(cgroup_id) IN ?)
-ORDER BY ts LIMIT ?`, hosts, from, to, allComms, comms, cgroups, o.MaxProcesses+1)
-	if err != nil {
-		return f, fmt.Errorf("read processes: %w", err)
-	}
-	for _, row := range capRows(&f, "processes", res.Rows, o.MaxProcesses) {
-		f.Processes = append(f.Processes, process(row))
-	}
-
-	// Ancestors make the tree readable: who started the suspicious process.
-	for range o.AncestorDepth {
-		missing := missingParents(f.Processes)
-		if len(missing) == 0 || len(f.Processes) >= o.MaxProcesses {
-			break
-		}
-		res, err = r.Query(ctx, `SELECT host, ts, pid, ppid, uid, comm, filename, argv
-FROM `+db+`.exec_events
-WHERE host IN ? AND pid IN ? AND ts <= ?
-ORDER BY ts DESC LIMIT 1 BY host, pid`, hosts, missing, to)
-		if err != nil {
-			return f, fmt.Errorf("read parent processes: %w", err)
-		}
-		if len(res.Rows) == 0 {
-			break
-		}
-		for _, row := range res.Rows {
-			if len(f.Processes) < o.MaxProcesses {
-				f.Processes = append(f.Processes, process(row))
+	// Processes: first the ones the anomalies name by pid, whenever they
+	// started; then the entities' processes nearest the incident's own
+	// time range. Ordering by time from the start of the margin instead
+	// would fill the list with a busy program's runs minutes before (a
+	// shell run every second by cron) and cut the one that matters.
+	seen := map[string]bool{}
+	addProcs := func(rows [][]any) {
+		for _, row := range rows {
+			p := process(row)
+			k := p.Host + "/" + strconv.FormatUint(uint64(p.PID), 10) + "/" + strconv.FormatInt(p.TS.UnixNano(), 10)
+			if !seen[k] && len(f.Processes) < o.MaxProcesses {
+				seen[k] = true
+				f.Processes = append(f.Processes, p)
 			}
 		}
 	}
-	slices.SortStableFunc(f.Processes, func(a, b Process) int { return a.TS.Compare(b.TS) })
+	latestExecs := func(pids []uint32) error {
+		if len(pids) == 0 || len(f.Processes) >= o.MaxProcesses {
+			return nil
+		}
+		res, err := r.Query(ctx, `SELECT host, ts, pid, ppid, uid, comm, filename, argv
+FROM `+db+`.exec_events
+WHERE host IN ? AND pid IN ? AND ts <= ?
+ORDER BY ts DESC LIMIT 1 BY host, pid`, hosts, pids, to)
+		if err != nil {
+			return err
+		}
+		addProcs(res.Rows)
+		return nil
+	}
+	var named []uint32
+	for _, a := range f.Anomalies {
+		if a.PID != 0 && !slices.Contains(named, a.PID) {
+			named = append(named, a.PID)
+		}
+	}
+	if err := latestExecs(named); err != nil {
+		return f, fmt.Errorf("read the anomalies' processes: %w", err)
+	}
+	room := o.MaxProcesses - len(f.Processes)
+	res, err = r.Query(ctx, `SELECT host, ts, pid, ppid, uid, comm, filename, argv
+FROM `+db+`.exec_events
+WHERE host IN ? AND ts BETWEEN ? AND ? AND (? OR comm IN ? OR toString(cgroup_id) IN ?)
+ORDER BY greatest(dateDiff('millisecond', ts, ?), dateDiff('millisecond', ?, ts), 0), ts LIMIT ?`,
+		hosts, from, to, allComms, comms, cgroups, coreFrom, coreTo, room+1)
+	if err != nil {
+		return f, fmt.Errorf("read processes: %w", err)
+	}
+	addProcs(capRows(&f, "processes", res.Rows, room))
 
 	pids := make([]uint32, 0, len(f.Processes))
 	for _, p := range f.Processes {
@@ -170,7 +187,8 @@ ORDER BY ts DESC LIMIT 1 BY host, pid`, hosts, missing, to)
 FROM `+db+`.tcp_events
 WHERE host IN ? AND ts BETWEEN ? AND ? AND (? OR pid IN ? OR comm IN ?)
 GROUP BY host, pid, comm, event, daddr, dport
-ORDER BY min(ts) LIMIT ?`, hosts, from, to, allComms, pids, comms, o.MaxConnections+1)
+ORDER BY greatest(dateDiff('millisecond', max(ts), ?), dateDiff('millisecond', ?, min(ts)), 0), min(ts) LIMIT ?`,
+		hosts, from, to, allComms, pids, comms, coreFrom, coreTo, o.MaxConnections+1)
 	if err != nil {
 		return f, fmt.Errorf("read connections: %w", err)
 	}
@@ -180,6 +198,39 @@ ORDER BY min(ts) LIMIT ?`, hosts, from, to, allComms, pids, comms, o.MaxConnecti
 			Count: chread.Uint64(row[6]), First: chread.Time(row[7]), Last: chread.Time(row[8]), BytesSent: chread.Uint64(row[9]), BytesRecv: chread.Uint64(row[10]),
 		})
 	}
+	slices.SortStableFunc(f.Connections, func(a, b Connection) int { return a.First.Compare(b.First) })
+
+	// A long-running process (a service started hours ago) has
+	// connections in the window but its exec before it: find the exec.
+	have := map[uint32]bool{}
+	for _, p := range f.Processes {
+		have[p.PID] = true
+	}
+	var connPIDs []uint32
+	for _, c := range f.Connections {
+		if !have[c.PID] && !slices.Contains(connPIDs, c.PID) {
+			connPIDs = append(connPIDs, c.PID)
+		}
+	}
+	if err := latestExecs(connPIDs); err != nil {
+		return f, fmt.Errorf("read the connections' processes: %w", err)
+	}
+
+	// Ancestors make the tree readable: who started the suspicious process.
+	for range o.AncestorDepth {
+		missing := missingParents(f.Processes)
+		if len(missing) == 0 || len(f.Processes) >= o.MaxProcesses {
+			break
+		}
+		n := len(f.Processes)
+		if err := latestExecs(missing); err != nil {
+			return f, fmt.Errorf("read parent processes: %w", err)
+		}
+		if len(f.Processes) == n {
+			break
+		}
+	}
+	slices.SortStableFunc(f.Processes, func(a, b Process) int { return a.TS.Compare(b.TS) })
 	f.number()
 	return f, nil
 }

@@ -3,6 +3,7 @@ package summary
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,34 @@ func TestBuild(t *testing.T) {
 		t.Errorf("incident id not bound: %v", r.args[0])
 	}
 
+	t.Run("processes the anomalies name come first", func(t *testing.T) {
+		r2 := &tableRunner{rows: map[string][][]any{}}
+		for k, v := range r.rows {
+			r2.rows[k] = v
+		}
+		a := slices.Clone(r.rows["anomalies"][0])
+		a[13] = `{"value":"x","comm":"curl","pid":4121}`
+		r2.rows["anomalies"] = [][]any{a}
+		f, err := Build(context.Background(), r2, id, BuildOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Anomalies[0].PID != 4121 || f.Anomalies[0].Comm != "curl" || f.Anomalies[0].Value != "x" {
+			t.Errorf("evidence not read: %+v", f.Anomalies[0])
+		}
+		var execs []string
+		for i, sql := range r2.sqls {
+			if strings.Contains(sql, "exec_events") {
+				execs = append(execs, sql)
+				if strings.Contains(sql, "pid IN") && len(execs) == 1 && !slices.Equal(r2.args[i][1].([]uint32), []uint32{4121}) {
+					t.Errorf("named pids bound as %v", r2.args[i][1])
+				}
+			}
+		}
+		if len(execs) < 2 || !strings.Contains(execs[0], "pid IN") || !strings.Contains(execs[1], "dateDiff") {
+			t.Errorf("want the named pids read before the nearest processes, got:\n%s", strings.Join(execs, "\n---\n"))
+		}
+	})
 	t.Run("not found", func(t *testing.T) {
 		_, err := Build(context.Background(), &tableRunner{}, "nope", BuildOptions{})
 		if !errors.Is(err, ErrNotFound) {

@@ -113,15 +113,26 @@ func Offline(f *FactSheet) Summary {
 		s.LikelyCause = append(s.LikelyCause, Claim{Text: "No anomaly is recorded for this incident; the cause cannot be determined from the telemetry."})
 	} else {
 		a := anoms[0]
-		suspect := suspectOf(f.Processes, &a)
+		suspect, conn := suspectOf(f.Processes, &a), busiestConn(f.Connections, &a)
 		switch {
+		case suspect == nil && conn != nil:
+			// A process that predates Vigil: its connections still say who.
+			c := conn
+			text := fmt.Sprintf("Most likely related: %s (pid %d), which had %d %s event(s) with %s:%d", q(c.Comm), c.PID, c.Count, c.Event, c.Daddr, c.Dport)
+			if c.BytesSent > 0 || c.BytesRecv > 0 {
+				text += fmt.Sprintf(" (%d bytes sent, %d received)", c.BytesSent, c.BytesRecv)
+			}
+			s.LikelyCause = append(s.LikelyCause, Claim{
+				Text:     text + fmt.Sprintf("; its exec is not recorded. It matches the entity of the highest-scoring anomaly (%s on %s).", q(a.Series), q(a.Host)),
+				Evidence: []string{a.Ref, c.Ref},
+			})
 		case suspect == nil && a.PID != 0:
 			who := "the process"
 			if a.Comm != "" {
 				who = q(a.Comm)
 			}
 			s.LikelyCause = append(s.LikelyCause, Claim{
-				Text:     fmt.Sprintf("The anomaly was raised by %s (pid %d) on %s; its exec is not among the recorded processes (it started before the window they cover, or its exec was not recorded).", who, a.PID, q(a.Host)),
+				Text:     fmt.Sprintf("The anomaly was raised by %s (pid %d) on %s; its exec is not recorded (it started before Vigil was watching, or the event was lost).", who, a.PID, q(a.Host)),
 				Evidence: []string{a.Ref},
 			})
 			s.NextSteps = append(s.NextSteps, Claim{
@@ -252,6 +263,24 @@ func suspectOf(procs []Process, a *Anomaly) *Process {
 		return nil
 	}
 	return pick(func(p *Process) bool { return p.Comm == a.Entity || a.Comm != "" && p.Comm == a.Comm })
+}
+
+// busiestConn is the connection group of a's process (by pid when its
+// evidence has one, else by its entity's name) that moved the most bytes,
+// then had the most events; nil if there is none.
+func busiestConn(conns []Connection, a *Anomaly) *Connection {
+	var best *Connection
+	for i := range conns {
+		c := &conns[i]
+		if c.Host != a.Host || (a.PID != 0 && c.PID != a.PID) || (a.PID == 0 && c.Comm != a.Entity && c.Comm != a.Comm) {
+			continue
+		}
+		if best == nil || c.BytesSent+c.BytesRecv > best.BytesSent+best.BytesRecv ||
+			c.BytesSent+c.BytesRecv == best.BytesSent+best.BytesRecv && c.Count > best.Count {
+			best = c
+		}
+	}
+	return best
 }
 
 // maxQuoted is the longest host string an offline summary quotes.
