@@ -151,12 +151,13 @@ func Offline(f *FactSheet) Summary {
 				text += fmt.Sprintf(", started by %s (pid %d)", q(pp.Comm), pp.PID)
 				ev = append(ev, pp.Ref)
 			}
-			for _, c := range f.Connections {
-				if c.Host == suspect.Host && c.PID == suspect.PID {
+			if c := busiestConn(f.Connections, &Anomaly{Host: suspect.Host, PID: suspect.PID}); c != nil {
+				if c.Event == "close" && (c.BytesSent > 0 || c.BytesRecv > 0) {
+					text += fmt.Sprintf(", whose connections with %s:%d sent %d bytes and received %d", c.Daddr, c.Dport, c.BytesSent, c.BytesRecv)
+				} else {
 					text += fmt.Sprintf(", which had %s events with %s:%d", c.Event, c.Daddr, c.Dport)
-					ev = append(ev, c.Ref)
-					break
 				}
+				ev = append(ev, c.Ref)
 			}
 			s.LikelyCause = append(s.LikelyCause, Claim{
 				Text: text + fmt.Sprintf(": it matches the entity of the highest-scoring anomaly (%s on %s).", q(a.Series), q(a.Host)), Evidence: ev,
@@ -265,9 +266,9 @@ func suspectOf(procs []Process, a *Anomaly) *Process {
 	return pick(func(p *Process) bool { return p.Comm == a.Entity || a.Comm != "" && p.Comm == a.Comm })
 }
 
-// busiestConn is the connection group of a's process (by pid when its
-// evidence has one, else by its entity's name) that moved the most bytes,
-// then had the most events; nil if there is none.
+// busiestConn is the connection group of a's process (by pid when it has
+// one, else by its entity's name) that moved the most bytes, then had the
+// most events, then came first; nil if there is none.
 func busiestConn(conns []Connection, a *Anomaly) *Connection {
 	var best *Connection
 	for i := range conns {
