@@ -28,9 +28,8 @@ type BurstRule struct {
 type BurstOptions struct {
 	// Rules by series name. A series without a rule has no burst detector.
 	Rules map[string]BurstRule
-	// Warmup is the default number of points learned silently. Default 20:
-	// a burst detector only needs to know the series' usual peak, not its
-	// distribution, so it is armed long before the numeric detector.
+	// Warmup is the default number of points learned silently. Default
+	// DefaultBurstWarmup.
 	Warmup int
 	// HalfLife is how fast the learned peak decays. Default 24h, so that a
 	// daily job's peak is still remembered when it runs again.
@@ -39,6 +38,11 @@ type BurstOptions struct {
 	// one burst is one anomaly. Default 30.
 	Hold int
 }
+
+// DefaultBurstWarmup is how many points a burst detector learns silently
+// by default: it only needs to know the series' usual peak, not its
+// distribution, so it is armed long before the numeric detector.
+const DefaultBurstWarmup = 20
 
 // burstParams is BurstOptions resolved for the hot path, shared by a
 // Bank's series.
@@ -55,7 +59,7 @@ const maxBurstRules = 127
 
 func newBurstParams(o BurstOptions) *burstParams {
 	if o.Warmup <= 0 {
-		o.Warmup = 20
+		o.Warmup = DefaultBurstWarmup
 	}
 	if o.HalfLife <= 0 {
 		o.HalfLife = 24 * time.Hour

@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-dev/vigil/bench/overhead"
 	"github.com/vigil-dev/vigil/bench/scenarios"
 	"github.com/vigil-dev/vigil/bench/store"
+	"github.com/vigil-dev/vigil/models"
 )
 
 // extraBenchCmds are the bench subcommands over the kernel and the store.
@@ -44,8 +45,9 @@ iproute2 (retransmit-storm) and a memory cgroup (oom-kill, v2 or v1).
 			if o.Baseline <= 0 || o.Quiet < 0 || o.Wait <= 0 || o.Step <= 0 {
 				return fmt.Errorf("--baseline, --wait and --step must be positive, --quiet not negative")
 			}
-			if warm := 20 * o.Step; o.Baseline < warm {
-				return fmt.Errorf("--baseline %s is shorter than the burst detectors' warm-up at --step %s (20 steps, %s): use --baseline %s or more", o.Baseline, o.Step, warm, warm+time.Minute)
+			if warm := models.DefaultBurstWarmup * o.Step; o.Baseline < warm {
+				return fmt.Errorf("--baseline %s is shorter than the burst detectors' warm-up at --step %s (%d steps, %s): use --baseline %s or more",
+					o.Baseline, o.Step, models.DefaultBurstWarmup, warm, warm+time.Minute)
 			}
 			exe, err := os.Executable()
 			if err != nil {

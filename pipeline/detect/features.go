@@ -495,7 +495,7 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 			if rootStaysRoot(syscall(i), euidBefore(i), euidAfter(i), errno(i)) {
 				continue
 			}
-			esc, asks := escalation(syscall(i), [3]uint64{arg0(i), arg1(i), arg2(i)}, euidBefore(i), euidAfter(i), capEff(i))
+			esc, asks := escalation(syscall(i), [3]uint64{arg0(i), arg1(i), arg2(i)}, euidBefore(i), euidAfter(i), capEff(i), errno(i))
 			// The value is what the baseline learns, so it must not carry
 			// per-call noise (raw arguments, pids): only an escalation's
 			// request for id 0 is part of it.
@@ -570,11 +570,12 @@ func rootStaysRoot(syscall string, euidBefore, euidAfter, errno uint64) bool {
 
 // escalation reports whether a privilege call by a process is a try for
 // root: a non-root caller asking a set*id call for id 0 (asksZero), a
-// non-root capset asking for any effective capability, or any call that
-// left a non-root caller with euid 0. The set*id ids are 32-bit and
-// 4294967295 (-1) means "unchanged"; ptrace is judged as a privilege
+// non-root capset refused the capabilities it asked for (one that keeps
+// capabilities it was granted succeeds, and is no escalation), or any
+// call that left a non-root caller with euid 0. The set*id ids are 32-bit
+// and 4294967295 (-1) means "unchanged"; ptrace is judged as a privilege
 // change but is not an escalation of the caller's own.
-func escalation(syscall string, args [3]uint64, euidBefore, euidAfter, capEffective uint64) (esc, asksZero bool) {
+func escalation(syscall string, args [3]uint64, euidBefore, euidAfter, capEffective, errno uint64) (esc, asksZero bool) {
 	if euidBefore == 0 {
 		return false, false
 	}
@@ -587,7 +588,7 @@ func escalation(syscall string, args [3]uint64, euidBefore, euidAfter, capEffect
 	case "setresuid", "setresgid":
 		ids = args[:3]
 	case "capset":
-		return capEffective != 0 || euidAfter == 0, false
+		return capEffective != 0 && errno != 0 || euidAfter == 0, false
 	}
 	for _, id := range ids {
 		if uint32(id) == 0 {

@@ -152,24 +152,25 @@ func TestEscalation(t *testing.T) {
 		syscall          string
 		args             [3]uint64
 		before, after    uint64
-		capEff           uint64
+		capEff, errno    uint64
 		wantEsc, wantAsk bool
 	}{
-		{"setuid", [3]uint64{0}, 1000, 1000, 0, true, true},                          // failed setuid(0)
-		{"setuid", [3]uint64{1000}, 1000, 1000, 0, false, false},                     // no-op
-		{"setuid", [3]uint64{65534}, 0, 65534, 0, false, false},                      // root dropping
-		{"setresuid", [3]uint64{unchanged, 0, unchanged}, 1000, 0, 0, true, true},    // seteuid(0) from a saved root id
-		{"setreuid", [3]uint64{unchanged, unchanged}, 1000, 1000, 0, false, false},   // all unchanged
-		{"setresgid", [3]uint64{unchanged, unchanged, 0}, 1000, 1000, 0, true, true}, // asks for group root
-		{"setfsuid", [3]uint64{1 << 32}, 1000, 1000, 0, true, true},                  // the kernel sees the low 32 bits
-		{"capset", [3]uint64{}, 1000, 1000, 1 << 21, true, false},                    // CAP_SYS_ADMIN asked by non-root
-		{"capset", [3]uint64{}, 1000, 1000, 0, false, false},                         // dropping everything
-		{"capset", [3]uint64{}, 0, 0, 1 << 21, false, false},                         // root
-		{"ptrace", [3]uint64{16, 42}, 1000, 1000, 0, false, false},                   // judged, but not the caller's escalation
-		{"setgid", [3]uint64{0}, 0, 0, 0, false, false},                              // root stays root
+		{"setuid", [3]uint64{0}, 1000, 1000, 0, 0, true, true},                          // failed setuid(0)
+		{"setuid", [3]uint64{1000}, 1000, 1000, 0, 0, false, false},                     // no-op
+		{"setuid", [3]uint64{65534}, 0, 65534, 0, 0, false, false},                      // root dropping
+		{"setresuid", [3]uint64{unchanged, 0, unchanged}, 1000, 0, 0, 0, true, true},    // seteuid(0) from a saved root id
+		{"setreuid", [3]uint64{unchanged, unchanged}, 1000, 1000, 0, 0, false, false},   // all unchanged
+		{"setresgid", [3]uint64{unchanged, unchanged, 0}, 1000, 1000, 0, 0, true, true}, // asks for group root
+		{"setfsuid", [3]uint64{1 << 32}, 1000, 1000, 0, 0, true, true},                  // the kernel sees the low 32 bits
+		{"capset", [3]uint64{}, 1000, 1000, 1 << 21, 1, true, false},                    // CAP_SYS_ADMIN asked by non-root, refused
+		{"capset", [3]uint64{}, 1000, 1000, 1 << 10, 0, false, false},                   // keeping a granted CAP_NET_BIND_SERVICE
+		{"capset", [3]uint64{}, 1000, 1000, 0, 0, false, false},                         // dropping everything
+		{"capset", [3]uint64{}, 0, 0, 1 << 21, 0, false, false},                         // root
+		{"ptrace", [3]uint64{16, 42}, 1000, 1000, 0, 0, false, false},                   // judged, but not the caller's escalation
+		{"setgid", [3]uint64{0}, 0, 0, 0, 0, false, false},                              // root stays root
 	}
 	for _, tc := range tests {
-		esc, ask := escalation(tc.syscall, tc.args, tc.before, tc.after, tc.capEff)
+		esc, ask := escalation(tc.syscall, tc.args, tc.before, tc.after, tc.capEff, tc.errno)
 		if esc != tc.wantEsc || ask != tc.wantAsk {
 			t.Errorf("escalation(%s %v, euid %d->%d, cap %#x) = %v, %v; want %v, %v", tc.syscall, tc.args, tc.before, tc.after, tc.capEff, esc, ask, tc.wantEsc, tc.wantAsk)
 		}
