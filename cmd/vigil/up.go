@@ -281,9 +281,11 @@ func newDetection(cfg Config, log *slog.Logger, llmOpts llm.Options, st *storeCo
 	det := detect.New(detect.Options{
 		Step:     cfg.Models.Step,
 		Learning: cfg.Models.Learning,
-		StateDir: filepath.Join(cfg.DataDir, "models"),
-		Output:   sink,
-		Logger:   log.With("stage", "detect"),
+		// /proc describes this machine only, not hosts sending to it.
+		LocalHost: cfg.HostName(),
+		StateDir:  filepath.Join(cfg.DataDir, "models"),
+		Output:    sink,
+		Logger:    log.With("stage", "detect"),
 	})
 	return det, sink
 }

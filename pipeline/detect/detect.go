@@ -105,6 +105,10 @@ type Options struct {
 	// ProcRoot is where parent comms are looked up when the map does not
 	// know them. Default "/proc"; "-" disables the fallback (tests).
 	ProcRoot string
+	// LocalHost is the host name of the machine ProcRoot belongs to; rows
+	// of other hosts (remote collectors) never consult it. Empty: every
+	// host is this one.
+	LocalHost string
 	// StateDir, if set, is where model checkpoints are written when Run
 	// ends (and every CheckpointEvery while it runs) and read from by New.
 	StateDir string
@@ -232,7 +236,7 @@ func New(o Options) *Detector {
 	d := &Detector{
 		o:     o,
 		out:   o.Output,
-		agg:   newAggregator(int64(o.Step), int64(o.Grace), newProcTable(o.MaxPIDs, o.ProcRoot)),
+		agg:   newAggregator(int64(o.Step), int64(o.Grace), newProcTable(o.MaxPIDs, o.ProcRoot, o.LocalHost)),
 		bank:  models.NewBank(o.Bank),
 		nov:   models.NewNovelty(o.Novelty),
 		corr:  models.NewCorrelator(o.Correlator),

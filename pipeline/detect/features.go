@@ -363,7 +363,7 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 			file := filename(i)
 			c := comm(i)
 			base := catEvent{host: host(i), container: container(i), comm: c, pid: uint32(pid(i))}
-			parent, hasParent := g.pids.lookup(uint32(ppid(i)))
+			parent, hasParent := g.pids.lookup(base.host, uint32(ppid(i)))
 			tree := g.pids.execTree(base.host, sc, base.pid, uint32(ppid(i)), c)
 			e := base
 			e.ev = models.Event{Time: t, Entity: sc, Tree: tree, Kind: models.KindBinary, Value: file}
@@ -687,15 +687,26 @@ func hostPort(addr string, port uint64) string {
 	return addr + ":" + p
 }
 
-// procTable remembers recently exec'd processes: their comm, so that an
-// exec can name its parent, and their process tree, so that anomalies from
-// one lineage become one incident rather than one per host. It is bounded:
-// when full, an arbitrary eighth is forgotten (pids are reused anyway, so
-// old entries are the least useful but not worth an LRU list).
+// procTable remembers recently exec'd processes per host: their comm, so
+// that an exec can name its parent, and their process tree, so that
+// anomalies from one lineage become one incident rather than one per host.
+// It is bounded: when full, an arbitrary eighth is forgotten (pids are
+// reused anyway, so old entries are the least useful but not worth an LRU
+// list).
 type procTable struct {
 	max      int
-	m        map[uint32]procEntry
+	m        map[procKey]procEntry
 	procRoot string // "" disables the /proc fallback
+	// local is the host procRoot describes; other hosts (remote collectors
+	// sending to this pipeline) are known only from their exec events.
+	// "" means every host is this one.
+	local string
+}
+
+// procKey is a process on a host: pids of different hosts are unrelated.
+type procKey struct {
+	host string
+	pid  uint32
 }
 
 type procEntry struct {
@@ -710,15 +721,16 @@ type procEntry struct {
 // shell's subshell) to an ancestor whose exec Vigil saw.
 const maxTreeHops = 4
 
-func newProcTable(max int, procRoot string) *procTable {
-	return &procTable{max: max, m: make(map[uint32]procEntry), procRoot: procRoot}
+func newProcTable(max int, procRoot, local string) *procTable {
+	return &procTable{max: max, m: make(map[procKey]procEntry), procRoot: procRoot, local: local}
 }
 
-func (p *procTable) put(pid uint32, e procEntry) {
+func (p *procTable) put(host string, pid uint32, e procEntry) {
 	if pid == 0 {
 		return
 	}
-	if _, ok := p.m[pid]; !ok && len(p.m) >= p.max {
+	k := procKey{host, pid}
+	if _, ok := p.m[k]; !ok && len(p.m) >= p.max {
 		drop := max(p.max/8, 1)
 		for k := range p.m {
 			delete(p.m, k)
@@ -727,25 +739,26 @@ func (p *procTable) put(pid uint32, e procEntry) {
 			}
 		}
 	}
-	p.m[pid] = e
+	p.m[k] = e
 }
 
-// lookup returns pid's comm from the map, else from /proc (the parent of a
-// process started before Vigil, e.g. sshd or a shell). The /proc answer is
-// cached: the parent is likely to exec more children.
-func (p *procTable) lookup(pid uint32) (string, bool) {
-	e, ok := p.entry(pid)
+// lookup returns pid's comm from the map, else, on the local host, from
+// /proc (the parent of a process started before Vigil, e.g. sshd or a
+// shell). The /proc answer is cached: the parent is likely to exec more
+// children.
+func (p *procTable) lookup(host string, pid uint32) (string, bool) {
+	e, ok := p.entry(host, pid)
 	return e.comm, ok
 }
 
-func (p *procTable) entry(pid uint32) (procEntry, bool) {
+func (p *procTable) entry(host string, pid uint32) (procEntry, bool) {
 	if pid == 0 {
 		return procEntry{}, false
 	}
-	if e, ok := p.m[pid]; ok {
+	if e, ok := p.m[procKey{host, pid}]; ok {
 		return e, true
 	}
-	if p.procRoot == "" {
+	if p.procRoot == "" || p.local != "" && host != p.local {
 		return procEntry{}, false
 	}
 	b, err := os.ReadFile(filepath.Join(p.procRoot, strconv.FormatUint(uint64(pid), 10), "comm"))
@@ -760,12 +773,12 @@ func (p *procTable) entry(pid uint32) (procEntry, bool) {
 		if anc = p.parentOf(anc); anc <= 1 {
 			break
 		}
-		if a, ok := p.m[anc]; ok {
+		if a, ok := p.m[procKey{host, anc}]; ok {
 			e.tree = a.tree
 			break
 		}
 	}
-	p.put(pid, e)
+	p.put(host, pid, e)
 	return e, true
 }
 
@@ -801,15 +814,15 @@ func (p *procTable) parentOf(pid uint32) uint32 {
 func (p *procTable) execTree(host, scope string, pid, ppid uint32, comm string) string {
 	tree := scope
 	if scope == hostKey(host) {
-		if e, ok := p.m[pid]; ok && e.tree != "" {
+		if e, ok := p.m[procKey{host, pid}]; ok && e.tree != "" {
 			tree = e.tree
-		} else if e, ok := p.entry(ppid); ok && e.tree != "" {
+		} else if e, ok := p.entry(host, ppid); ok && e.tree != "" {
 			tree = e.tree
 		} else {
 			tree = rootTree(host, pid, comm)
 		}
 	}
-	p.put(pid, procEntry{comm: comm, tree: tree})
+	p.put(host, pid, procEntry{comm: comm, tree: tree})
 	return tree
 }
 
@@ -819,7 +832,7 @@ func (p *procTable) treeOf(host, scope string, pid uint32, comm string) string {
 	if scope != hostKey(host) {
 		return scope
 	}
-	if e, ok := p.m[pid]; ok && e.tree != "" {
+	if e, ok := p.m[procKey{host, pid}]; ok && e.tree != "" {
 		return e.tree
 	}
 	return rootTree(host, pid, comm)

@@ -84,7 +84,7 @@ func TestProcTableTree(t *testing.T) {
 	}
 	proc("10", "1", "sshd")      // predates Vigil
 	proc("31", "30", "bash) (x") // a subshell of 30, forked without exec
-	p := newProcTable(64, root)
+	p := newProcTable(64, root, "h")
 	const h = "h"
 	hk := hostKey(h)
 
@@ -95,7 +95,7 @@ func TestProcTableTree(t *testing.T) {
 	if got := p.execTree(h, hk, 31, 30, "bash"); got != bash {
 		t.Errorf("child of a seen parent: %q, want %q", got, bash)
 	}
-	delete(p.m, 31) // now 31 is only in /proc: a fork-only subshell
+	delete(p.m, procKey{h, 31}) // now 31 is only in /proc: a fork-only subshell
 	if got := p.execTree(h, hk, 32, 31, "make"); got != bash {
 		t.Errorf("through a fork-only ancestor: %q, want %q", got, bash)
 	}
@@ -107,5 +107,31 @@ func TestProcTableTree(t *testing.T) {
 	}
 	if got := p.execTree(h, scopeKey(h, "c1"), 50, 30, "nginx"); got != scopeKey(h, "c1") {
 		t.Errorf("container process: %q", got)
+	}
+}
+
+// TestProcTableHosts: pids of different hosts are different processes,
+// and /proc (this machine's) is never asked about a remote host's pid.
+func TestProcTableHosts(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "10"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.WriteFile(filepath.Join(root, "10", "comm"), []byte("sshd\n"), 0o644)
+	_ = os.WriteFile(filepath.Join(root, "10", "stat"), []byte("10 (sshd) S 1 1 1 0"), 0o644)
+	p := newProcTable(64, root, "local")
+
+	if c, ok := p.lookup("local", 10); !ok || c != "sshd" {
+		t.Errorf("local parent from /proc: %q, %v", c, ok)
+	}
+	if c, ok := p.lookup("remote", 10); ok {
+		t.Errorf("remote pid 10 answered from this machine's /proc: %q", c)
+	}
+	web := p.execTree("remote", hostKey("remote"), 20, 1, "nginx")
+	if got := p.execTree("remote", hostKey("remote"), 21, 20, "sh"); got != web {
+		t.Errorf("remote child of a seen parent: %q, want %q", got, web)
+	}
+	if got := p.execTree("local", hostKey("local"), 21, 20, "sh"); got != rootTree("local", 21, "sh") {
+		t.Errorf("local pid 21 inherited the remote pid 20's tree: %q", got)
 	}
 }
