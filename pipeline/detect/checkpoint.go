@@ -1,11 +1,13 @@
 package detect
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,6 +26,7 @@ const (
 	bankFile      = "detect-bank.ckpt"
 	noveltyFile   = "detect-novelty.ckpt"
 	incidentsFile = "detect-incidents.ckpt"
+	procsFile     = "detect-procs.ckpt"
 )
 
 // restore reads the checkpoints. Models that fail are returned; incidents
@@ -63,6 +66,11 @@ func (d *Detector) restore() error {
 	case err != nil:
 		d.o.Logger.Warn("incident checkpoint not restored; incidents start empty", "err", err)
 	}
+	// Without it a process that exec'd before the restart roots a new
+	// tree, so its children's anomalies open a new incident; that is all.
+	if err := load(procsFile, procCheckpoint{d.agg.pids}); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		d.o.Logger.Warn("process table checkpoint not restored; process trees start empty", "err", err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -83,7 +91,9 @@ func (d *Detector) checkpoint() {
 		d.o.Logger.Warn("detector checkpoint not written", "err", err)
 		return
 	}
-	for name, m := range map[string]interface{ MarshalBinary() ([]byte, error) }{bankFile: d.bank, noveltyFile: d.nov, incidentsFile: incidentCheckpoint{d}} {
+	for name, m := range map[string]interface{ MarshalBinary() ([]byte, error) }{
+		bankFile: d.bank, noveltyFile: d.nov, incidentsFile: incidentCheckpoint{d}, procsFile: procCheckpoint{d.agg.pids},
+	} {
 		if err := save(name, m); err != nil {
 			d.o.Logger.Warn("detector checkpoint not written", "file", name, "err", err)
 		}
@@ -243,4 +253,84 @@ func validUUID(s string) bool {
 		}
 	}
 	return true
+}
+
+// procsMagic starts the process table checkpoint; a change to the layout
+// must bump it.
+//
+// Layout after the magic: n, then n processes in (host, pid) order, each
+// host (string), pid (uvarint), comm (string), tree (string). Only
+// processes with a tree are written: the rest are found again in /proc.
+// Nothing may follow.
+const procsMagic = "VGP1"
+
+// procCheckpoint is the process table's trees across a restart, so that a
+// shell a web server spawns after it still joins the web server's tree.
+type procCheckpoint struct{ p *procTable }
+
+// MarshalBinary implements encoding.BinaryMarshaler.
+func (c procCheckpoint) MarshalBinary() ([]byte, error) {
+	keys := make([]procKey, 0, len(c.p.m))
+	for k, e := range c.p.m {
+		if e.tree != "" {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b procKey) int { return cmp.Or(strings.Compare(a.host, b.host), cmp.Compare(a.pid, b.pid)) })
+	out := binary.AppendUvarint([]byte(procsMagic), uint64(len(keys)))
+	for _, k := range keys {
+		e := c.p.m[k]
+		out = ckpt.AppendString(out, k.host)
+		out = binary.AppendUvarint(out, uint64(k.pid))
+		out = ckpt.AppendString(out, e.comm)
+		out = ckpt.AppendString(out, e.tree)
+	}
+	return out, nil
+}
+
+// UnmarshalBinary adds the checkpoint's processes to the table, or refuses
+// it (wrapping models.ErrCheckpoint) and adds none. A local process is
+// kept only if it still runs under the same comm: a pid reused since by
+// another program must not inherit the old tree. Beyond the table's bound
+// the rest are dropped.
+func (c procCheckpoint) UnmarshalBinary(data []byte) error {
+	if len(data) < len(procsMagic) || string(data[:len(procsMagic)]) != procsMagic {
+		return fmt.Errorf("%w: not a %s process table checkpoint", models.ErrCheckpoint, procsMagic)
+	}
+	r := ckpt.NewReader(data[len(procsMagic):])
+	type proc struct {
+		k procKey
+		e procEntry
+	}
+	var procs []proc
+	n := r.Count()
+	for j := uint64(0); j < n && r.Err() == nil; j++ {
+		host, pid := r.Str(), r.Uvarint()
+		e := procEntry{comm: r.Str(), tree: r.Str()}
+		if r.Err() != nil {
+			break
+		}
+		if pid == 0 || pid > math.MaxUint32 || !strings.HasPrefix(e.tree, "tree:") && !strings.HasPrefix(e.tree, "host:") && !strings.HasPrefix(e.tree, "container:") {
+			return fmt.Errorf("%w: process %d on %q: bad pid or tree %q", models.ErrCheckpoint, pid, host, e.tree)
+		}
+		procs = append(procs, proc{procKey{host, uint32(pid)}, e})
+	}
+	if r.Err() == nil && r.Len() > 0 {
+		r.Fail("%d trailing bytes", r.Len())
+	}
+	if r.Err() != nil {
+		return r.Err()
+	}
+	for _, p := range procs {
+		if len(c.p.m) >= c.p.max {
+			break
+		}
+		if c.p.isLocal(p.k.host) && c.p.procRoot != "" {
+			if comm, ok := c.p.procComm(p.k.pid); !ok || comm != p.e.comm {
+				continue
+			}
+		}
+		c.p.m[p.k] = p.e
+	}
+	return nil
 }

@@ -758,14 +758,14 @@ func (p *procTable) entry(host string, pid uint32) (procEntry, bool) {
 	if e, ok := p.m[procKey{host, pid}]; ok {
 		return e, true
 	}
-	if p.procRoot == "" || p.local != "" && host != p.local {
+	if p.procRoot == "" || !p.isLocal(host) {
 		return procEntry{}, false
 	}
-	b, err := os.ReadFile(filepath.Join(p.procRoot, strconv.FormatUint(uint64(pid), 10), "comm"))
-	if err != nil {
+	comm, ok := p.procComm(pid)
+	if !ok {
 		return procEntry{}, false
 	}
-	e := procEntry{comm: strings.TrimSuffix(string(b), "\n")}
+	e := procEntry{comm: comm}
 	// A fork-only process (a subshell) belongs to the tree of the nearest
 	// ancestor whose exec was seen.
 	anc := pid
@@ -780,6 +780,18 @@ func (p *procTable) entry(host string, pid uint32) (procEntry, bool) {
 	}
 	p.put(host, pid, e)
 	return e, true
+}
+
+// isLocal reports whether host is the machine procRoot describes.
+func (p *procTable) isLocal(host string) bool { return p.local == "" || host == p.local }
+
+// procComm reads pid's comm from /proc/<pid>/comm.
+func (p *procTable) procComm(pid uint32) (string, bool) {
+	b, err := os.ReadFile(filepath.Join(p.procRoot, strconv.FormatUint(uint64(pid), 10), "comm"))
+	if err != nil {
+		return "", false
+	}
+	return strings.TrimSuffix(string(b), "\n"), true
 }
 
 // parentOf reads pid's parent from /proc/<pid>/stat; 0 if unknown.

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -249,5 +250,94 @@ func FuzzIncidentCheckpoint(f *testing.F) {
 		}
 		d.anomaly(Detection{Anomaly: models.Anomaly{Entity: "comm:sh@h", Tree: "tcomm:sh@h", Detector: "novelty/binary"}}, t0.Add(time.Hour))
 		d.advance(t0.Add(5 * time.Hour))
+	})
+}
+
+// TestProcCheckpoint: process trees survive a restart, except for local
+// pids that are gone or now run another program; a corrupt file changes
+// nothing.
+func TestProcCheckpoint(t *testing.T) {
+	root := t.TempDir()
+	proc := func(pid, comm string) {
+		if err := os.MkdirAll(filepath.Join(root, pid), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		_ = os.WriteFile(filepath.Join(root, pid, "comm"), []byte(comm+"\n"), 0o644)
+		_ = os.WriteFile(filepath.Join(root, pid, "stat"), []byte(pid+" ("+comm+") S 1 1 1 0"), 0o644)
+	}
+	before := newProcTable(64, root, "h")
+	web := before.execTree("h", hostKey("h"), 30, 1, "websrv")
+	before.execTree("h", hostKey("h"), 31, 1, "cron")
+	before.execTree("h", hostKey("h"), 32, 1, "gone")
+	before.execTree("h", scopeKey("h", "c1"), 33, 1, "nginx")
+	remote := before.execTree("r", hostKey("r"), 30, 1, "api")
+	good, err := procCheckpoint{before}.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// After the restart: 30 and 33 still run, 31 is another program, 32 is gone.
+	proc("30", "websrv")
+	proc("31", "bash")
+	proc("33", "nginx")
+	after := newProcTable(64, root, "h")
+	if err := (procCheckpoint{after}).UnmarshalBinary(good); err != nil {
+		t.Fatal(err)
+	}
+	if got := after.execTree("h", hostKey("h"), 40, 30, "sh"); got != web {
+		t.Errorf("child of a process seen before the restart: tree %q, want %q", got, web)
+	}
+	if got := after.execTree("h", hostKey("h"), 41, 31, "sh"); got != rootTree("h", 41, "sh") {
+		t.Errorf("child of a reused pid inherited the old tree: %q", got)
+	}
+	if _, ok := after.m[procKey{"h", 32}]; ok {
+		t.Error("a gone process was restored")
+	}
+	if got := after.execTree("r", hostKey("r"), 41, 30, "sh"); got != remote {
+		t.Errorf("remote child: tree %q, want %q (remote processes cannot be checked)", got, remote)
+	}
+
+	for name, data := range map[string][]byte{
+		"magic":     append([]byte("VGP0"), good[4:]...),
+		"truncated": good[:len(good)-2],
+		"trailing":  append(slices.Clone(good), 0),
+		"bad tree":  append([]byte(procsMagic), 1, 1, 'h', 5, 0, 0),
+		"pid 0":     append([]byte(procsMagic), 1, 1, 'h', 0, 1, 'x', 6, 't', 'r', 'e', 'e', ':', 'x'),
+	} {
+		p := newProcTable(64, "", "")
+		if err := (procCheckpoint{p}).UnmarshalBinary(data); !errors.Is(err, models.ErrCheckpoint) || len(p.m) != 0 {
+			t.Errorf("%s: err %v, %d processes restored", name, err, len(p.m))
+		}
+	}
+}
+
+// FuzzProcCheckpoint: whatever the file holds, restoring it does not panic,
+// stays within the table's bound, and what is accepted writes back the same.
+func FuzzProcCheckpoint(f *testing.F) {
+	p := newProcTable(64, "", "")
+	p.execTree("h", hostKey("h"), 30, 1, "websrv")
+	p.execTree("h", hostKey("h"), 31, 30, "sh")
+	p.execTree("h", scopeKey("h", "c1"), 33, 1, "nginx")
+	good, _ := procCheckpoint{p}.MarshalBinary()
+	f.Add(good)
+	f.Add(good[:len(good)-3])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := newProcTable(2, "", "")
+		if err := (procCheckpoint{p}).UnmarshalBinary(data); err != nil {
+			if len(p.m) != 0 {
+				t.Fatalf("refused, yet %d processes restored", len(p.m))
+			}
+			return
+		}
+		if len(p.m) > 2 {
+			t.Fatalf("%d processes, max 2", len(p.m))
+		}
+		again, err := procCheckpoint{p}.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := (procCheckpoint{newProcTable(2, "", "")}).UnmarshalBinary(again); err != nil {
+			t.Fatalf("what was accepted does not read back: %v", err)
+		}
 	})
 }
