@@ -2,6 +2,7 @@ package detect
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"log/slog"
 	"os"
@@ -21,9 +22,9 @@ import (
 // TestIncidentSurvivesRestart: an incident opened before a restart is the
 // one a related anomaly after it updates (same UUID, "updated" rather than
 // "opened"), and it still resolves once quiet for ResolveAfter. A container
-// is its own process tree; so is a process name for its series (the trees
-// of host processes' categorical events are pid lineages, which a restart
-// forgets).
+// is its own process tree; so is a process name for its series; a host
+// process's tree is its pid lineage, restored from the process table's
+// checkpoint.
 func TestIncidentSurvivesRestart(t *testing.T) {
 	// cron's steady execs and a storm at 55s: a burst on comm:cron.
 	cronStorm := func(t *testing.T, mem memory.Allocator) []collector.Batch {
@@ -65,6 +66,7 @@ func TestIncidentSurvivesRestart(t *testing.T) {
 		before, after func(*testing.T, memory.Allocator) []collector.Batch
 		quiet         row
 		entity        string
+		afterEntity   string // of the anomaly after the restart; default entity
 	}{
 		{
 			name: "container",
@@ -86,6 +88,26 @@ func TestIncidentSurvivesRestart(t *testing.T) {
 			after:  cronScan,
 			quiet:  execRow(at(32*time.Minute), 1000, 1, "cron", "/usr/sbin/cron", ""),
 			entity: "comm:cron",
+		},
+		{
+			name: "host process tree",
+			before: func(t *testing.T, mem memory.Allocator) []collector.Batch {
+				var out []collector.Batch
+				for i := range 6 { // learning: bash runs sh, websrv serves
+					base := at(time.Duration(i) * time.Second)
+					out = append(out, makeBatch(t, mem, collector.KindExec,
+						execRow(base, 100, 1, "bash", "/bin/bash", ""),
+						execRow(base.Add(ms(100)), 101, 100, "sh", "/bin/sh", ""),
+						execRow(base.Add(ms(200)), 500, 1, "websrv", "/usr/sbin/websrv", "")))
+				}
+				return append(out, makeBatch(t, mem, collector.KindExec,
+					execRow(at(7*time.Second), 501, 500, "sh", "/bin/sh", ""))) // websrv -> /bin/sh
+			},
+			// The shell, still running after the restart, runs a new binary.
+			after:       execs(execRow(at(20*time.Second), 502, 501, "id", "/usr/bin/id", "")),
+			quiet:       execRow(at(32*time.Minute), 100, 1, "bash", "/bin/bash", ""),
+			entity:      "comm:sh",
+			afterEntity: "comm:id",
 		},
 	}
 	for _, c := range cases {
@@ -115,9 +137,10 @@ func TestIncidentSurvivesRestart(t *testing.T) {
 
 			after := &recorder{}
 			run(t, newDetector(after), c.after(t, mem)...)
+			afterEntity := cmp.Or(c.afterEntity, c.entity)
 			var ids []string
 			for _, a := range after.anomalies {
-				if a.Entity.Kind+":"+a.Entity.Name == c.entity {
+				if a.Entity.Kind+":"+a.Entity.Name == afterEntity {
 					ids = append(ids, a.ID)
 					if a.IncidentID != opened.ID {
 						t.Errorf("after the restart: anomaly %s in incident %s, want %s", a.Detector, a.IncidentID, opened.ID)
