@@ -132,6 +132,33 @@ static __always_inline void read_addrs(const struct sock *sk, u32 *family, u8 *s
 	*dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 }
 
+/* fill_owner_addrs sets an event's owner (cgroup, pid, comm) from its flow,
+ * zero when the socket is not tracked, and its addresses from the flow or,
+ * when the flow has none, from the socket. A macro because tcp_event and
+ * retransmit_event are different structs with the same field names. */
+#define fill_owner_addrs(e, f, sk)                                                         \
+	do {                                                                               \
+		if (f) {                                                                   \
+			(e)->cgroup_id = (f)->owner.cgroup_id;                             \
+			(e)->pid = (f)->owner.pid;                                         \
+			__builtin_memcpy((e)->comm, (f)->owner.comm, sizeof((e)->comm));   \
+		} else {                                                                   \
+			(e)->cgroup_id = 0;                                                \
+			(e)->pid = 0;                                                      \
+			__builtin_memset((e)->comm, 0, sizeof((e)->comm));                 \
+		}                                                                          \
+		if ((f) && (f)->addrs.family) {                                            \
+			(e)->family = (f)->addrs.family;                                   \
+			(e)->sport = (f)->addrs.sport;                                     \
+			(e)->dport = (f)->addrs.dport;                                     \
+			__builtin_memcpy((e)->saddr, (f)->addrs.saddr, 16);                \
+			__builtin_memcpy((e)->daddr, (f)->addrs.daddr, 16);                \
+		} else {                                                                   \
+			read_addrs((sk), &(e)->family, (e)->saddr, (e)->daddr, &(e)->sport, \
+				   &(e)->dport);                                           \
+		}                                                                          \
+	} while (0)
+
 static __always_inline void emit(const struct sock *sk, u32 type, struct flow *f, u64 now)
 {
 	if (!emit_tcp)
@@ -150,24 +177,7 @@ static __always_inline void emit(const struct sock *sk, u32 type, struct flow *f
 	e->bytes_sent = 0;
 	e->bytes_received = 0;
 	e->retransmits = 0;
-	if (f) {
-		e->cgroup_id = f->owner.cgroup_id;
-		e->pid = f->owner.pid;
-		__builtin_memcpy(e->comm, f->owner.comm, sizeof(e->comm));
-	} else {
-		e->cgroup_id = 0;
-		e->pid = 0;
-		__builtin_memset(e->comm, 0, sizeof(e->comm));
-	}
-	if (f && f->addrs.family) {
-		e->family = f->addrs.family;
-		e->sport = f->addrs.sport;
-		e->dport = f->addrs.dport;
-		__builtin_memcpy(e->saddr, f->addrs.saddr, 16);
-		__builtin_memcpy(e->daddr, f->addrs.daddr, 16);
-	} else {
-		read_addrs(sk, &e->family, e->saddr, e->daddr, &e->sport, &e->dport);
-	}
+	fill_owner_addrs(e, f, sk);
 	switch (type) {
 	case TCP_EVENT_CONNECT:
 	case TCP_EVENT_CONNECT_FAILED:
@@ -276,24 +286,7 @@ int BPF_PROG(handle_retransmit, const struct sock *sk, const struct sk_buff *skb
 		return 0;
 	}
 	e->boot_ns = bpf_ktime_get_boot_ns();
-	if (f) {
-		e->cgroup_id = f->owner.cgroup_id;
-		e->pid = f->owner.pid;
-		__builtin_memcpy(e->comm, f->owner.comm, sizeof(e->comm));
-	} else {
-		e->cgroup_id = 0;
-		e->pid = 0;
-		__builtin_memset(e->comm, 0, sizeof(e->comm));
-	}
-	if (f && f->addrs.family) {
-		e->family = f->addrs.family;
-		e->sport = f->addrs.sport;
-		e->dport = f->addrs.dport;
-		__builtin_memcpy(e->saddr, f->addrs.saddr, 16);
-		__builtin_memcpy(e->daddr, f->addrs.daddr, 16);
-	} else {
-		read_addrs(sk, &e->family, e->saddr, e->daddr, &e->sport, &e->dport);
-	}
+	fill_owner_addrs(e, f, sk);
 	e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	e->total_retrans = BPF_CORE_READ((const struct tcp_sock *)sk, total_retrans);
 	vigil_submit(&retransmit_events, e);
