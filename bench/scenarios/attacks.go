@@ -1,7 +1,6 @@
 package scenarios
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -59,22 +58,12 @@ waitpid $pid, 0;
 func reverseShell(ctx context.Context, e *Env) error {
 	ctx, cancel := bounded(ctx, 20*time.Second)
 	defer cancel()
-	srv := command(ctx, e.bin("vbench-websrv"), "-e", websrvScript)
-	stdout, err := srv.StdoutPipe()
+	srv, err := startBackground(command(ctx, e.bin("vbench-websrv"), "-e", websrvScript), "websrv")
 	if err != nil {
 		return err
 	}
-	if err := srv.Start(); err != nil {
-		return fmt.Errorf("start websrv: %w", err)
-	}
-	waited := false
-	defer func() {
-		if !waited {
-			_ = srv.Process.Signal(syscall.SIGTERM)
-			_ = srv.Wait()
-		}
-	}()
-	port, err := bufio.NewReader(stdout).ReadString('\n')
+	defer srv.stop()
+	port, err := srv.out.ReadString('\n')
 	if err != nil {
 		return fmt.Errorf("websrv port: %w", err)
 	}
@@ -96,8 +85,7 @@ func reverseShell(ctx context.Context, e *Env) error {
 		return fmt.Errorf("shell output without id: %q", out)
 	}
 	// websrv exits by itself once the shell has
-	waited = true
-	if err := srv.Wait(); err != nil {
+	if err := srv.wait(); err != nil {
 		return fmt.Errorf("websrv: %w", err)
 	}
 	return nil

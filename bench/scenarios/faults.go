@@ -1,7 +1,6 @@
 package scenarios
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -182,32 +180,20 @@ func retransmitStorm(ctx context.Context, e *Env) (err error) {
 	}
 	e.Notef("loss: %s", method)
 
-	recv := command(ctx, xfer, "-e", xferScript, "recv", nsB, "10.213.2.2:5001", strconv.Itoa(sysSetns))
-	rout, err := recv.StdoutPipe()
+	recv, err := startBackground(command(ctx, xfer, "-e", xferScript, "recv", nsB, "10.213.2.2:5001", strconv.Itoa(sysSetns)), "receiver")
 	if err != nil {
 		return err
 	}
-	if err := recv.Start(); err != nil {
-		return fmt.Errorf("start receiver: %w", err)
-	}
-	waited := false
-	defer func() {
-		if !waited {
-			_ = recv.Process.Signal(syscall.SIGTERM)
-			_ = recv.Wait()
-		}
-	}()
-	rd := bufio.NewReader(rout)
-	if line, err := rd.ReadString('\n'); err != nil || line != "ready\n" {
+	defer recv.stop()
+	if line, err := recv.out.ReadString('\n'); err != nil || line != "ready\n" {
 		return fmt.Errorf("receiver not ready: %q %v", line, err)
 	}
 	out, err := command(ctx, xfer, "-e", xferScript, "send", nsA, "10.213.2.2:5001", strconv.Itoa(sysSetns)).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("sender: %w: %s", err, out)
 	}
-	got, _ := rd.ReadString('\n')
-	waited = true
-	if err := recv.Wait(); err != nil {
+	got, _ := recv.out.ReadString('\n')
+	if err := recv.wait(); err != nil {
 		return fmt.Errorf("receiver: %w", err)
 	}
 	e.Notef("%s, sender %s", strings.TrimSpace(got), strings.TrimSpace(string(out)))

@@ -9,6 +9,7 @@
 package scenarios
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -241,6 +242,41 @@ func command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	c.Cancel = func() error { return c.Process.Signal(syscall.SIGTERM) }
 	c.WaitDelay = 2 * time.Second
 	return c
+}
+
+// background is a started helper process (a server, a receiver) whose
+// stdout the scenario reads line by line.
+type background struct {
+	cmd    *exec.Cmd
+	out    *bufio.Reader
+	waited bool
+}
+
+// startBackground starts cmd with its stdout piped; defer stop right after.
+func startBackground(cmd *exec.Cmd, what string) (*background, error) {
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("%s stdout: %w", what, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", what, err)
+	}
+	return &background{cmd: cmd, out: bufio.NewReader(stdout)}, nil
+}
+
+// wait waits for the process to exit by itself.
+func (b *background) wait() error {
+	b.waited = true
+	return b.cmd.Wait()
+}
+
+// stop ends the process unless it was waited for: a scenario that fails
+// half-way must not leave it behind.
+func (b *background) stop() {
+	if !b.waited {
+		_ = b.cmd.Process.Signal(syscall.SIGTERM)
+		_ = b.cmd.Wait()
+	}
 }
 
 // run runs a command and returns its error with its output.
