@@ -161,6 +161,24 @@ func TestCheckpointRestores(t *testing.T) {
 	run(t, New(testOptions(nil, dir)))
 }
 
+// cronStorm is 60 one-second steps of cron's steady 1–2 execs with a
+// storm of 400 at 55 s.
+func cronStorm(t *testing.T, mem memory.Allocator) []collector.Batch {
+	var out []collector.Batch
+	for i := range 60 {
+		n := 1 + i%2
+		if i == 55 {
+			n = 400
+		}
+		var rows []row
+		for j := range n {
+			rows = append(rows, execRow(at(time.Duration(i)*time.Second+ms(j)), 1000+j, 1, "cron", "/usr/sbin/cron", ""))
+		}
+		out = append(out, makeBatch(t, mem, collector.KindExec, rows...))
+	}
+	return out
+}
+
 // TestZeroFillAndSpike: a series with no events in a step reads 0, and a
 // sudden exec storm after a steady baseline is an anomaly (a burst, named
 // after the process: cron's own series shows it, so the host's copy of the
@@ -173,19 +191,7 @@ func TestZeroFillAndSpike(t *testing.T) {
 	o.Bank.Detector.Warmup = 20
 	o.Learning = time.Hour
 	d := New(o)
-	var batches []collector.Batch
-	for i := range 60 {
-		n := 1 + i%2 // a steady 1–2 execs per step
-		if i == 55 {
-			n = 400
-		}
-		var rows []row
-		for j := range n {
-			rows = append(rows, execRow(at(time.Duration(i)*time.Second+ms(j)), 1000+j, 1, "cron", "/usr/sbin/cron", ""))
-		}
-		batches = append(batches, makeBatch(t, mem, collector.KindExec, rows...))
-	}
-	run(t, d, batches...)
+	run(t, d, cronStorm(t, mem)...)
 	found := false
 	for _, a := range rec.anomalies {
 		if a.Series == SeriesExecs && a.Entity.Kind == "comm" && a.Entity.Name == "cron" && a.Observed == 400 {

@@ -26,22 +26,6 @@ import (
 // process's tree is its pid lineage, restored from the process table's
 // checkpoint.
 func TestIncidentSurvivesRestart(t *testing.T) {
-	// cron's steady execs and a storm at 55s: a burst on comm:cron.
-	cronStorm := func(t *testing.T, mem memory.Allocator) []collector.Batch {
-		var out []collector.Batch
-		for i := range 60 {
-			n := 1 + i%2
-			if i == 55 {
-				n = 400
-			}
-			var rows []row
-			for j := range n {
-				rows = append(rows, execRow(at(time.Duration(i)*time.Second+ms(j)), 1000+j, 1, "cron", "/usr/sbin/cron", ""))
-			}
-			out = append(out, makeBatch(t, mem, collector.KindExec, rows...))
-		}
-		return out
-	}
 	// cron then fails to connect to 30 ports (a scan); the exec after it
 	// closes the step.
 	cronScan := func(t *testing.T, mem memory.Allocator) []collector.Batch {
