@@ -60,15 +60,22 @@ func testOptions(out Output, dir string) Options {
 }
 
 // learningBatches: during the 5s learning period, bash runs /bin/sh and
-// nginx starts; both binaries and the bash -> /bin/sh pair become normal.
+// nginx starts in container c1; both binaries and the bash -> /bin/sh pair
+// become normal.
 func learningBatches(t *testing.T, mem memory.Allocator) []collector.Batch {
+	return learningBatchesIn(t, mem, "c1")
+}
+
+// learningBatchesIn is learningBatches in container ("" for the host):
+// bash is pid 100, its sh 101, nginx 200.
+func learningBatchesIn(t *testing.T, mem memory.Allocator, container string) []collector.Batch {
 	var out []collector.Batch
 	for i := range 6 {
 		base := at(time.Duration(i) * time.Second)
 		out = append(out, makeBatch(t, mem, collector.KindExec,
-			execRow(base, 100, 1, "bash", "/bin/bash", "c1"),
-			execRow(base.Add(ms(100)), 101, 100, "sh", "/bin/sh", "c1"),
-			execRow(base.Add(ms(200)), 200, 1, "nginx", "/usr/sbin/nginx", "c1"),
+			execRow(base, 100, 1, "bash", "/bin/bash", container),
+			execRow(base.Add(ms(100)), 101, 100, "sh", "/bin/sh", container),
+			execRow(base.Add(ms(200)), 200, 1, "nginx", "/usr/sbin/nginx", container),
 		))
 	}
 	return out

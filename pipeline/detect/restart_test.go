@@ -76,18 +76,10 @@ func TestIncidentSurvivesRestart(t *testing.T) {
 		{
 			name: "host process tree",
 			before: func(t *testing.T, mem memory.Allocator) []collector.Batch {
-				var out []collector.Batch
-				for i := range 6 { // learning: bash runs sh, websrv serves
-					base := at(time.Duration(i) * time.Second)
-					out = append(out, makeBatch(t, mem, collector.KindExec,
-						execRow(base, 100, 1, "bash", "/bin/bash", ""),
-						execRow(base.Add(ms(100)), 101, 100, "sh", "/bin/sh", ""),
-						execRow(base.Add(ms(200)), 500, 1, "websrv", "/usr/sbin/websrv", "")))
-				}
-				return append(out, makeBatch(t, mem, collector.KindExec,
-					execRow(at(7*time.Second), 501, 500, "sh", "/bin/sh", ""))) // websrv -> /bin/sh
+				return append(learningBatchesIn(t, mem, ""), makeBatch(t, mem, collector.KindExec,
+					execRow(at(7*time.Second), 501, 200, "sh", "/bin/sh", ""))) // nginx -> /bin/sh
 			},
-			// The shell, still running after the restart, runs a new binary.
+			// nginx's shell, still running after the restart, runs a new binary.
 			after:       execs(execRow(at(20*time.Second), 502, 501, "id", "/usr/bin/id", "")),
 			quiet:       execRow(at(32*time.Minute), 100, 1, "bash", "/bin/bash", ""),
 			entity:      "comm:sh",

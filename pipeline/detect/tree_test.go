@@ -21,16 +21,8 @@ func TestProcessTreesSplitIncidents(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	rec := &recorder{}
 	d := New(testOptions(rec, ""))
-	var batches []collector.Batch
-	for i := range 6 { // learning: bash runs sh, nginx starts
-		base := at(time.Duration(i) * time.Second)
-		batches = append(batches, makeBatch(t, mem, collector.KindExec,
-			execRow(base, 100, 1, "bash", "/bin/bash", ""),
-			execRow(base.Add(ms(100)), 101, 100, "sh", "/bin/sh", ""),
-			execRow(base.Add(ms(200)), 200, 1, "nginx", "/usr/sbin/nginx", ""),
-		))
-	}
-	batches = append(batches, makeBatch(t, mem, collector.KindExec,
+	// learning: bash runs sh, nginx starts; then two trees
+	batches := append(learningBatchesIn(t, mem, ""), makeBatch(t, mem, collector.KindExec,
 		// tree 1: nginx spawns a shell, which runs id
 		execRow(at(7*time.Second), 201, 200, "sh", "/bin/sh", ""),
 		execRow(at(7*time.Second+ms(10)), 202, 201, "id", "/usr/bin/id", ""),
