@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"math"
 	"strings"
 	"time"
 
@@ -27,6 +28,9 @@ type burstFloor struct {
 	NoWarmup    bool
 }
 
+// at is the floor for one step of the given length.
+func (f burstFloor) at(step time.Duration) float64 { return max(f.Min, f.PerSec*step.Seconds()) }
+
 // burstFloors are the series watched for bursts, with their floors.
 // Exits and connects are left out: a fork or exec storm shows in forks and
 // execs, and a scan in failed_destinations.
@@ -46,7 +50,7 @@ var burstFloors = map[string]burstFloor{
 func defaultBurstRules(step time.Duration, scanFloor int) map[string]models.BurstRule {
 	rules := make(map[string]models.BurstRule, len(burstFloors)+1)
 	for series, f := range burstFloors {
-		r := models.BurstRule{Floor: max(f.Min, f.PerSec*step.Seconds())}
+		r := models.BurstRule{Floor: f.at(step)}
 		if f.NoWarmup {
 			r.Warmup = -1
 		}
@@ -145,15 +149,8 @@ func material(a *models.Anomaly, step time.Duration, ratio float64) bool {
 	if obs < ratio*exp && obs*ratio > exp {
 		return false
 	}
-	if f, ok := materialChange[a.Series]; ok && abs(obs-exp) < max(f.Min, f.PerSec*step.Seconds()) {
+	if f, ok := materialChange[a.Series]; ok && math.Abs(obs-exp) < f.at(step) {
 		return false
 	}
 	return true
-}
-
-func abs(x float64) float64 {
-	if x < 0 {
-		return -x
-	}
-	return x
 }
