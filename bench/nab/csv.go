@@ -21,6 +21,19 @@ type Series struct {
 	Values []float64
 }
 
+// Every returns the series with only every k-th row, starting with the
+// first.
+func (s *Series) Every(k int) *Series {
+	out := &Series{}
+	for i := 0; i < len(s.Values); i += max(k, 1) {
+		out.Times = append(out.Times, s.Times[i])
+		out.Raw = append(out.Raw, s.Raw[i])
+		out.Text = append(out.Text, s.Text[i])
+		out.Values = append(out.Values, s.Values[i])
+	}
+	return out
+}
+
 // timeLayout is NAB's timestamp format. Go's parser also accepts the
 // fractional seconds the label files carry.
 const timeLayout = "2006-01-02 15:04:05"

@@ -3,6 +3,8 @@ package nab
 import (
 	"bytes"
 	"math"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -62,4 +64,34 @@ func FuzzReadSeries(f *testing.F) {
 		}
 		c.Score(Profiles[0])
 	})
+}
+
+func TestSeriesEvery(t *testing.T) {
+	s, err := ReadSeries(strings.NewReader("timestamp,value\n" +
+		"2014-04-01 00:00:00,1\n2014-04-01 00:05:00,2\n2014-04-01 00:10:00,3\n" +
+		"2014-04-01 00:15:00,4\n2014-04-01 00:20:00,5\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		k    int
+		want []float64
+	}{
+		{0, []float64{1, 2, 3, 4, 5}},
+		{1, []float64{1, 2, 3, 4, 5}},
+		{2, []float64{1, 3, 5}},
+		{3, []float64{1, 4}},
+		{9, []float64{1}},
+	}
+	for _, tt := range tests {
+		got := s.Every(tt.k)
+		if !slices.Equal(got.Values, tt.want) {
+			t.Errorf("Every(%d) = %v, want %v", tt.k, got.Values, tt.want)
+		}
+		for i, v := range got.Values {
+			if got.Text[i] != strconv.FormatFloat(v, 'f', -1, 64) || !got.Times[i].Equal(s.Times[int(v)-1]) || got.Raw[i] != s.Raw[int(v)-1] {
+				t.Errorf("Every(%d) row %d: text %q, time %v: rows out of step", tt.k, i, got.Text[i], got.Times[i])
+			}
+		}
+	}
 }

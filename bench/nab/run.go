@@ -29,6 +29,11 @@ type Options struct {
 	// Cross adds a leave-one-category-out check of every profile to the
 	// result (needs LabelsFile).
 	Cross bool
+	// Every, above 1, keeps only every Every-th row of each file (the
+	// first, then every Every-th after it): the corpus as if sampled that
+	// much more coarsely, with the same label windows. It is a robustness
+	// check of constants counted in points; results hold the rows kept.
+	Every int
 }
 
 // Result is what a run measured.
@@ -90,6 +95,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		s, err := readFile(path)
 		if err != nil {
 			return res, err
+		}
+		if opts.Every > 1 {
+			s = s.Every(opts.Every)
 		}
 		start := time.Now()
 		scores := Detect(s, opts.Detector)

@@ -70,6 +70,7 @@ func newBenchCmd() *cobra.Command {
 func newBenchNABCmd() *cobra.Command {
 	var data, labels string
 	var cross bool
+	var every int
 	cmd := &cobra.Command{
 		Use:   "nab",
 		Short: "Run the numeric detector over the Numenta Anomaly Benchmark and score it with NAB's rules",
@@ -78,7 +79,9 @@ order, with the same numeric detector the platform uses (one configuration for e
 Writes OUT/<category>/<file>.csv (timestamp,value,anomaly_score). With --labels (NAB's
 combined_windows.json) it also scores itself with NAB's rules and prints the three profiles.
 --cross adds a leave-one-category-out check: each category scored at the threshold chosen on
-the others, next to the corpus threshold and the category's own optimum.`,
+the others, next to the corpus threshold and the category's own optimum. --every K scores the
+corpus as if sampled K times more coarsely (every K-th row, same label windows): a check of how
+much the score owes to this corpus' cadence.`,
 		Example: `  vigil bench nab --data ../shared/nab/data --labels ../shared/nab/labels/combined_windows.json --out /tmp/nab`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -93,6 +96,9 @@ the others, next to the corpus threshold and the category's own optimum.`,
 			if st, err := os.Stat(data); err != nil || !st.IsDir() {
 				return fmt.Errorf("--data %s: not a directory", data)
 			}
+			if every < 1 {
+				return fmt.Errorf("--every %d: must be at least 1 (1 scores every row)", every)
+			}
 			started := time.Now()
 			res, err := nab.Run(cmd.Context(), nab.Options{
 				DataDir:    data,
@@ -102,6 +108,7 @@ the others, next to the corpus threshold and the category's own optimum.`,
 				Log:        log,
 				Progress:   cmd.OutOrStdout(),
 				Cross:      cross,
+				Every:      every,
 			})
 			if err != nil {
 				return err
@@ -112,6 +119,7 @@ the others, next to the corpus threshold and the category's own optimum.`,
 	cmd.Flags().StringVar(&data, "data", "", "NAB data directory: DIR/<category>/<file>.csv")
 	cmd.Flags().StringVar(&labels, "labels", "", "NAB combined_windows.json, to score the run")
 	cmd.Flags().BoolVar(&cross, "cross", false, "with --labels: leave-one-category-out threshold check")
+	cmd.Flags().IntVar(&every, "every", 1, "robustness check: keep every K-th row of each file (the corpus sampled K times more coarsely)")
 	return cmd
 }
 
