@@ -34,6 +34,9 @@ type Options struct {
 	// much more coarsely, with the same label windows. It is a robustness
 	// check of constants counted in points; results hold the rows kept.
 	Every int
+	// Baseline also runs NAB's windowed Gaussian over the same rows and
+	// scores it (needs LabelsFile), as a reference in the same run.
+	Baseline bool
 }
 
 // Result is what a run measured.
@@ -49,6 +52,9 @@ type Result struct {
 	// Cross is the leave-one-category-out check, one per profile, when
 	// Options.Cross asked for it.
 	Cross []CrossScore `json:",omitempty"`
+	// Baseline is the windowed Gaussian's score per profile, when
+	// Options.Baseline asked for it.
+	Baseline []ProfileScore `json:",omitempty"`
 }
 
 // Standard returns the standard profile's normalised score.
@@ -84,7 +90,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			return res, err
 		}
 	}
-	corpus := &Corpus{}
+	corpus, base := &Corpus{}, &Corpus{}
 	catFiles := map[string][]*File{}
 	for _, path := range files {
 		if err := ctx.Err(); err != nil {
@@ -121,6 +127,11 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		if err := corpus.Add(rel, s.Times, scores, w); err != nil {
 			return res, err
 		}
+		if opts.Baseline {
+			if err := base.Add(rel, s.Times, WindowedGaussian(s.Values), w); err != nil {
+				return res, err
+			}
+		}
 		cat := filepath.Dir(filepath.FromSlash(rel))
 		catFiles[cat] = append(catFiles[cat], corpus.Files[len(corpus.Files)-1])
 	}
@@ -134,6 +145,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			}
 			if opts.Cross {
 				res.Cross = append(res.Cross, corpus.Cross(p, catFiles))
+			}
+			if opts.Baseline {
+				res.Baseline = append(res.Baseline, base.Score(p))
 			}
 		}
 	}
@@ -173,6 +187,12 @@ func (r Result) Print(w io.Writer) {
 	}
 	for _, x := range r.Cross {
 		x.Print(w)
+	}
+	if len(r.Baseline) > 0 {
+		fmt.Fprintf(w, "baseline in the same run: NAB's windowed Gaussian\n")
+		for _, p := range r.Baseline {
+			fmt.Fprintf(w, "  %-20s %6.2f  (raw %.3f, threshold %.4f)\n", p.Profile, p.Normalized, p.Raw, p.Threshold)
+		}
 	}
 }
 

@@ -69,7 +69,7 @@ func newBenchCmd() *cobra.Command {
 
 func newBenchNABCmd() *cobra.Command {
 	var data, labels string
-	var cross bool
+	var cross, baseline bool
 	var every int
 	cmd := &cobra.Command{
 		Use:   "nab",
@@ -81,7 +81,8 @@ combined_windows.json) it also scores itself with NAB's rules and prints the thr
 --cross adds a leave-one-category-out check: each category scored at the threshold chosen on
 the others, next to the corpus threshold and the category's own optimum. --every K scores the
 corpus as if sampled K times more coarsely (every K-th row, same label windows): a check of how
-much the score owes to this corpus' cadence.`,
+much the score owes to this corpus' cadence. --baseline scores NAB's windowed Gaussian over the
+same rows in the same run, for reference.`,
 		Example: `  vigil bench nab --data ../shared/nab/data --labels ../shared/nab/labels/combined_windows.json --out /tmp/nab`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -96,6 +97,9 @@ much the score owes to this corpus' cadence.`,
 			if st, err := os.Stat(data); err != nil || !st.IsDir() {
 				return fmt.Errorf("--data %s: not a directory", data)
 			}
+			if (cross || baseline) && labels == "" {
+				return fmt.Errorf("--cross and --baseline score the run: they need --labels (NAB's combined_windows.json)")
+			}
 			if every < 1 {
 				return fmt.Errorf("--every %d: must be at least 1 (1 scores every row)", every)
 			}
@@ -109,6 +113,7 @@ much the score owes to this corpus' cadence.`,
 				Progress:   cmd.OutOrStdout(),
 				Cross:      cross,
 				Every:      every,
+				Baseline:   baseline,
 			})
 			if err != nil {
 				return err
@@ -119,6 +124,7 @@ much the score owes to this corpus' cadence.`,
 	cmd.Flags().StringVar(&data, "data", "", "NAB data directory: DIR/<category>/<file>.csv")
 	cmd.Flags().StringVar(&labels, "labels", "", "NAB combined_windows.json, to score the run")
 	cmd.Flags().BoolVar(&cross, "cross", false, "with --labels: leave-one-category-out threshold check")
+	cmd.Flags().BoolVar(&baseline, "baseline", false, "with --labels: also score NAB's windowed Gaussian over the same rows, as a reference")
 	cmd.Flags().IntVar(&every, "every", 1, "robustness check: keep every K-th row of each file (the corpus sampled K times more coarsely)")
 	return cmd
 }

@@ -381,6 +381,8 @@ func TestBadInputGivesOneLineErrors(t *testing.T) {
 		{"bad listen", []string{"up", "--listen", "nocolon"}, nil, "want host:port"},
 		{"bad dsn", []string{"up", "--clickhouse", "http://x"}, nil, "want clickhouse://host:port"},
 		{"unknown env", []string{"config"}, []string{"VIGIL_DATADIR=/x"}, "unknown environment variable VIGIL_DATADIR"},
+		{"nab every 0", []string{"bench", "nab", "--data", ".", "--every", "0"}, nil, "--every 0: must be at least 1"},
+		{"nab baseline without labels", []string{"bench", "nab", "--data", ".", "--baseline"}, nil, "need --labels"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
