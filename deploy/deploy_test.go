@@ -41,7 +41,6 @@ const (
 	pluginType = "grafana-clickhouse-datasource"
 )
 
-
 // --- loading ---
 
 type composeFile struct {
