@@ -328,8 +328,12 @@ type Detector struct {
 
 // Score is the detector's verdict on one point.
 type Score struct {
-	Value    float64 // calibrated score in [0,1]: about exp(-Value*MaxSurprise) is the tail probability
-	Raw      float64 // score before hold damping
+	// Raw is the calibrated score in [0,1]: exp(-Raw*MaxSurprise) is the
+	// tail probability of the point under the view that scored it. Being
+	// the largest of three views, a score is reached on a stationary
+	// series one to three times that often (TestDetectorCalibrated).
+	Raw      float64
+	Value    float64 // Raw, damped while a hold lasts: the score to threshold
 	Expected float64 // what the detector forecast for this point
 	Observed float64
 	Cause    Cause // which view found the point most surprising

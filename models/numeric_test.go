@@ -377,3 +377,54 @@ func TestDetectorWeekly(t *testing.T) {
 		})
 	}
 }
+
+// TestDetectorCalibrated checks what Score.Value promises: in the tail
+// (scores from the tail quantile up) a point scores at least s with about
+// the probability exp(-s*MaxSurprise) under the view that scored it, and
+// the score is the largest of three views, so on a stationary series, of
+// whatever noise shape, the share of points at or above s is between one
+// and three times that (measured: 1.4 to 2.6 times).
+func TestDetectorCalibrated(t *testing.T) {
+	noise := []struct {
+		name string
+		draw func(r *rand.Rand) float64
+	}{
+		{"gaussian", func(r *rand.Rand) float64 { return 100 + r.NormFloat64() }},
+		{"laplace", func(r *rand.Rand) float64 { return 100 + r.ExpFloat64() - r.ExpFloat64() }},
+		{"lognormal", func(r *rand.Rand) float64 { return math.Exp(r.NormFloat64()) }},
+		{"poisson counts", func(r *rand.Rand) float64 {
+			n, p := 0, 1.0
+			for p *= r.Float64(); p > math.Exp(-20); p *= r.Float64() {
+				n++
+			}
+			return float64(n)
+		}},
+	}
+	const n, skip = 40000, 2000
+	max := DefaultDetectorOptions().MaxSurprise
+	for _, nz := range noise {
+		t.Run(nz.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(21, 22))
+			d := NewDetector(DetectorOptions{})
+			levels := []float64{0.2, 0.25, 0.3}
+			over := make([]int, len(levels))
+			for i := range n {
+				s := d.Update(t0.Add(time.Duration(i)*time.Minute), nz.draw(r))
+				if i < skip {
+					continue
+				}
+				for k, l := range levels {
+					if s.Raw >= l {
+						over[k]++
+					}
+				}
+			}
+			for k, l := range levels {
+				got, want := float64(over[k])/(n-skip), math.Exp(-l*max)
+				if got > 3*want || got < want {
+					t.Errorf("P(score >= %.2f) = %.5f, want 1 to 3 times %.5f", l, got, want)
+				}
+			}
+		})
+	}
+}
