@@ -428,3 +428,41 @@ func TestDetectorCalibrated(t *testing.T) {
 		})
 	}
 }
+
+// TestDetectorYouth checks the youth discount: on a series that has seen
+// 100 points a surprise counts youthSurprise*(1-100/youthPoints) nats
+// less than it would without the discount, by 1,000 points nothing, and a
+// young series' noise stays quiet.
+func TestDetectorYouth(t *testing.T) {
+	excursion := func(at int, youth float64) (Score, int) {
+		r := rand.New(rand.NewPCG(23, 24))
+		p := newParams(DetectorOptions{})
+		p.youth = youth
+		d := newDetector(p)
+		alerts := 0
+		for i := range at {
+			if d.Update(t0.Add(time.Duration(i)*time.Minute), 100+r.NormFloat64()).Alert {
+				alerts++
+			}
+		}
+		return d.Update(t0.Add(time.Duration(at)*time.Minute), 106), alerts
+	}
+	max := DefaultDetectorOptions().MaxSurprise
+	for _, tt := range []struct {
+		at   int
+		want float64 // discount in score units
+	}{
+		{100, youthSurprise * (1 - 100.0/youthPoints) / max},
+		{1000, 0},
+	} {
+		with, alerts := excursion(tt.at, youthSurprise)
+		without, _ := excursion(tt.at, 0)
+		if got := without.Raw - with.Raw; math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("at %d points a 6σ excursion scores %.4f, %.4f without the discount: discount %.4f, want %.4f",
+				tt.at, with.Raw, without.Raw, got, tt.want)
+		}
+		if tt.at == 100 && alerts > 0 {
+			t.Errorf("%d alerts on the first 100 points of plain noise", alerts)
+		}
+	}
+}

@@ -21,11 +21,11 @@ type Series struct {
 	Values []float64
 }
 
-// Every returns the series with only every k-th row, starting with the
-// first.
-func (s *Series) Every(k int) *Series {
+// Every returns the series with only every k-th row, starting with row
+// offset (0 is the first).
+func (s *Series) Every(k, offset int) *Series {
 	out := &Series{}
-	for i := 0; i < len(s.Values); i += max(k, 1) {
+	for i := max(offset, 0); i < len(s.Values); i += max(k, 1) {
 		out.Times = append(out.Times, s.Times[i])
 		out.Raw = append(out.Raw, s.Raw[i])
 		out.Text = append(out.Text, s.Text[i])

@@ -74,23 +74,26 @@ func TestSeriesEvery(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		k    int
-		want []float64
+		k, offset int
+		want      []float64
 	}{
-		{0, []float64{1, 2, 3, 4, 5}},
-		{1, []float64{1, 2, 3, 4, 5}},
-		{2, []float64{1, 3, 5}},
-		{3, []float64{1, 4}},
-		{9, []float64{1}},
+		{0, 0, []float64{1, 2, 3, 4, 5}},
+		{1, 0, []float64{1, 2, 3, 4, 5}},
+		{2, 0, []float64{1, 3, 5}},
+		{2, 1, []float64{2, 4}},
+		{3, 0, []float64{1, 4}},
+		{3, 2, []float64{3}},
+		{9, 0, []float64{1}},
+		{9, 7, nil},
 	}
 	for _, tt := range tests {
-		got := s.Every(tt.k)
+		got := s.Every(tt.k, tt.offset)
 		if !slices.Equal(got.Values, tt.want) {
-			t.Errorf("Every(%d) = %v, want %v", tt.k, got.Values, tt.want)
+			t.Errorf("Every(%d, %d) = %v, want %v", tt.k, tt.offset, got.Values, tt.want)
 		}
 		for i, v := range got.Values {
 			if got.Text[i] != strconv.FormatFloat(v, 'f', -1, 64) || !got.Times[i].Equal(s.Times[int(v)-1]) || got.Raw[i] != s.Raw[int(v)-1] {
-				t.Errorf("Every(%d) row %d: text %q, time %v: rows out of step", tt.k, i, got.Text[i], got.Times[i])
+				t.Errorf("Every(%d, %d) row %d: text %q, time %v: rows out of step", tt.k, tt.offset, i, got.Text[i], got.Times[i])
 			}
 		}
 	}

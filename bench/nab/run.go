@@ -29,11 +29,13 @@ type Options struct {
 	// Cross adds a leave-one-category-out check of every profile to the
 	// result (needs LabelsFile).
 	Cross bool
-	// Every, above 1, keeps only every Every-th row of each file (the
-	// first, then every Every-th after it): the corpus as if sampled that
-	// much more coarsely, with the same label windows. It is a robustness
-	// check of constants counted in points; results hold the rows kept.
-	Every int
+	// Every, above 1, keeps only every Every-th row of each file, from
+	// row Offset on: the corpus as if sampled that much more coarsely,
+	// with the same label windows. It is a robustness check of constants
+	// counted in points; results hold the rows kept. Which rows are kept
+	// matters (a one-row spike is kept or not), so a fair figure averages
+	// the offsets 0 to Every-1.
+	Every, Offset int
 	// Baseline also runs NAB's windowed Gaussian over the same rows and
 	// scores it (needs LabelsFile), as a reference in the same run.
 	Baseline bool
@@ -103,7 +105,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			return res, err
 		}
 		if opts.Every > 1 {
-			s = s.Every(opts.Every)
+			s = s.Every(opts.Every, opts.Offset)
 		}
 		start := time.Now()
 		scores := Detect(s, opts.Detector)

@@ -70,7 +70,7 @@ func newBenchCmd() *cobra.Command {
 func newBenchNABCmd() *cobra.Command {
 	var data, labels string
 	var cross, baseline bool
-	var every int
+	var every, offset int
 	cmd := &cobra.Command{
 		Use:   "nab",
 		Short: "Run the numeric detector over the Numenta Anomaly Benchmark and score it with NAB's rules",
@@ -80,8 +80,8 @@ Writes OUT/<category>/<file>.csv (timestamp,value,anomaly_score). With --labels 
 combined_windows.json) it also scores itself with NAB's rules and prints the three profiles.
 --cross adds a leave-one-category-out check: each category scored at the threshold chosen on
 the others, next to the corpus threshold and the category's own optimum. --every K scores the
-corpus as if sampled K times more coarsely (every K-th row, same label windows): a check of how
-much the score owes to this corpus' cadence. --baseline scores NAB's windowed Gaussian over the
+corpus as if sampled K times more coarsely (every K-th row from row --offset, same label windows):
+a check of how much the score owes to this corpus' cadence. --baseline scores NAB's windowed Gaussian over the
 same rows in the same run, for reference.`,
 		Example: `  vigil bench nab --data ../shared/nab/data --labels ../shared/nab/labels/combined_windows.json --out /tmp/nab`,
 		Args:    cobra.NoArgs,
@@ -103,6 +103,9 @@ same rows in the same run, for reference.`,
 			if every < 1 {
 				return fmt.Errorf("--every %d: must be at least 1 (1 scores every row)", every)
 			}
+			if offset < 0 || offset >= every {
+				return fmt.Errorf("--offset %d: must be from 0 to --every minus 1 (%d)", offset, every-1)
+			}
 			started := time.Now()
 			res, err := nab.Run(cmd.Context(), nab.Options{
 				DataDir:    data,
@@ -113,6 +116,7 @@ same rows in the same run, for reference.`,
 				Progress:   cmd.OutOrStdout(),
 				Cross:      cross,
 				Every:      every,
+				Offset:     offset,
 				Baseline:   baseline,
 			})
 			if err != nil {
@@ -126,6 +130,7 @@ same rows in the same run, for reference.`,
 	cmd.Flags().BoolVar(&cross, "cross", false, "with --labels: leave-one-category-out threshold check")
 	cmd.Flags().BoolVar(&baseline, "baseline", false, "with --labels: also score NAB's windowed Gaussian over the same rows, as a reference")
 	cmd.Flags().IntVar(&every, "every", 1, "robustness check: keep every K-th row of each file (the corpus sampled K times more coarsely)")
+	cmd.Flags().IntVar(&offset, "offset", 0, "with --every: the first row kept (0 to K-1)")
 	return cmd
 }
 

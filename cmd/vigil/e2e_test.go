@@ -382,6 +382,7 @@ func TestBadInputGivesOneLineErrors(t *testing.T) {
 		{"bad dsn", []string{"up", "--clickhouse", "http://x"}, nil, "want clickhouse://host:port"},
 		{"unknown env", []string{"config"}, []string{"VIGIL_DATADIR=/x"}, "unknown environment variable VIGIL_DATADIR"},
 		{"nab every 0", []string{"bench", "nab", "--data", ".", "--every", "0"}, nil, "--every 0: must be at least 1"},
+		{"nab offset past every", []string{"bench", "nab", "--data", ".", "--every", "2", "--offset", "2"}, nil, "--offset 2: must be from 0 to --every minus 1 (1)"},
 		{"nab baseline without labels", []string{"bench", "nab", "--data", ".", "--baseline"}, nil, "need --labels"},
 	}
 	for _, c := range cases {
