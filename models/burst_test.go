@@ -85,7 +85,7 @@ func TestBurstEvidence(t *testing.T) {
 	if !ok || a.Detector != "burst/bytes_out" || math.Abs(a.Expected-4200) > 1 || a.Observed != 300<<20 || a.Score != 1 || a.Severity != SeverityCritical {
 		t.Fatalf("exfiltration: ok %v, %+v", ok, a)
 	}
-	if got := describe(&a); got != "Burst of bytes_out on comm:backup@h (3.146e+08 in one step, usual peak 4200)" {
+	if got := describe(&a); got != "Burst of bytes_out on comm:backup@h (300 MiB in one step, usual peak 4.101 KiB)" {
 		t.Errorf("describe = %q", got)
 	}
 }

@@ -3,7 +3,6 @@ package models
 import (
 	"cmp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -333,17 +332,15 @@ func describe(a *Anomaly) string {
 	} else {
 		switch family {
 		case "numeric":
-			t += " (" + fmtNum(a.Observed) + ", expected " + fmtNum(a.Expected) + ")"
+			t += " (" + FormatQuantity(a.Series, a.Observed) + ", expected " + FormatQuantity(a.Series, a.Expected) + ")"
 		case "burst":
-			t += " (" + fmtNum(a.Observed) + " in one step, usual peak " + fmtNum(a.Expected) + ")"
+			t += " (" + FormatQuantity(a.Series, a.Observed) + " in one step, usual peak " + FormatQuantity(a.Series, a.Expected) + ")"
 		case "fanout":
-			t += " (" + fmtNum(a.Observed) + " distinct failed destinations in one step, usual peak " + fmtNum(a.Expected) + ")"
+			t += " (" + FormatValue(a.Observed) + " distinct failed destinations in one step, usual peak " + FormatValue(a.Expected) + ")"
 		}
 	}
 	return t
 }
-
-func fmtNum(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) }
 
 func itoa(n int) string {
 	var b [20]byte

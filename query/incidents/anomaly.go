@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-dev/vigil/models"
 	"github.com/vigil-dev/vigil/ui"
 )
 
@@ -87,16 +88,16 @@ func (r AnomalyRow) Text() string {
 	}
 	switch {
 	case strings.HasPrefix(r.Detector, "burst/"):
-		return fmt.Sprintf("burst of %s on %s: %s in one step, usual peak %s", r.Series, who, num(r.Observed), num(r.Expected))
+		return fmt.Sprintf("burst of %s on %s: %s in one step, usual peak %s", r.Series, who,
+			models.FormatQuantity(r.Series, r.Observed), models.FormatQuantity(r.Series, r.Expected))
 	case strings.HasPrefix(r.Detector, "fanout/"):
-		return fmt.Sprintf("connection fan-out (possible scan) on %s: %s distinct failed destinations in one step, usual peak %s", who, num(r.Observed), num(r.Expected))
+		return fmt.Sprintf("connection fan-out (possible scan) on %s: %s distinct failed destinations in one step, usual peak %s", who,
+			models.FormatValue(r.Observed), models.FormatValue(r.Expected))
 	}
 	cause := strings.TrimPrefix(r.Detector, "numeric/")
 	return fmt.Sprintf("%s %s on %s: observed %s, expected %s", r.Series, strings.ReplaceAll(cause, "_", " "), who,
-		num(r.Observed), num(r.Expected))
+		models.FormatQuantity(r.Series, r.Observed), models.FormatQuantity(r.Series, r.Expected))
 }
-
-func num(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) }
 
 // EvidenceSQL is a query, runnable as is, that shows the data behind the
 // anomaly: the series around it for a numeric anomaly, the raw events for

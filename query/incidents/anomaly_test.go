@@ -19,7 +19,9 @@ func TestAnomalyText(t *testing.T) {
 		{AnomalyRow{EntityKind: "comm", Entity: "scan", Series: "failed_destinations", Detector: "fanout/failed_destinations", Observed: 480},
 			"connection fan-out (possible scan) on comm scan: 480 distinct failed destinations in one step, usual peak 0"},
 		{AnomalyRow{EntityKind: "host", Host: "web-1", Series: "bytes_out", Detector: "numeric/level_shift", Observed: 9e6, Expected: 1e3},
-			"bytes_out level shift on host web-1: observed 9e+06, expected 1000"},
+			"bytes_out level shift on host web-1: observed 8.583 MiB, expected 1000 B"},
+		{AnomalyRow{EntityKind: "comm", Entity: "xfer", Series: "retransmits", Detector: "numeric/spike", Observed: 27, Expected: 3.1e-61},
+			"retransmits spike on comm xfer: observed 27, expected 0"},
 	} {
 		if got := tc.row.Text(); got != tc.want {
 			t.Errorf("%s:\n got %q\nwant %q", tc.row.Detector, got, tc.want)

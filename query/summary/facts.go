@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigil-dev/vigil/models"
 )
 
 // FactSheet is everything a summary may say about one incident. Each fact
@@ -185,9 +187,10 @@ func (f *FactSheet) number() {
 
 const maxTimeline = 100
 
-// Num formats a float the way summaries and the grounding check both do:
-// shortest exact form, no exponent for ordinary magnitudes.
-func Num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+// Num formats a value or a score for a summary: about four significant
+// digits and no exponent (models.FormatValue). The grounding check accepts
+// a number at the precision it is written with, so the rounding is safe.
+func Num(v float64) string { return models.FormatValue(v) }
 
 // TimeFormat is how summaries write times.
 const TimeFormat = "2006-01-02 15:04:05 UTC"
