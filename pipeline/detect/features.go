@@ -820,9 +820,11 @@ func (p *procTable) parentOf(pid uint32) uint32 {
 // execTree returns the process tree of pid, which just exec'd comm as a
 // child of ppid, and remembers both. A process keeps its tree across
 // execs; a child joins its parent's tree when Vigil saw the parent exec (a
-// shell spawned by a web server joins the web server's); a child of a
-// process that predates Vigil (init, cron, a login shell) roots a tree of
-// its own. Container processes share their container's tree.
+// shell spawned by a web server joins the web server's); the commands of a
+// shell that predates Vigil (a login, or an intruder's session) share one
+// tree rooted at that shell; a child of any other process that predates
+// Vigil (init, cron, sshd) roots a tree of its own. Container processes
+// share their container's tree.
 func (p *procTable) execTree(host, scope string, pid, ppid uint32, comm string) string {
 	tree := scope
 	if scope == hostKey(host) {
@@ -830,6 +832,9 @@ func (p *procTable) execTree(host, scope string, pid, ppid uint32, comm string) 
 			tree = e.tree
 		} else if e, ok := p.entry(host, ppid); ok && e.tree != "" {
 			tree = e.tree
+		} else if ok && ppid > 1 && shells[e.comm] {
+			tree = rootTree(host, ppid, e.comm)
+			p.put(host, ppid, procEntry{comm: e.comm, tree: tree})
 		} else {
 			tree = rootTree(host, pid, comm)
 		}
@@ -848,6 +853,14 @@ func (p *procTable) treeOf(host, scope string, pid uint32, comm string) string {
 		return e.tree
 	}
 	return rootTree(host, pid, comm)
+}
+
+// shells are the comms of interactive shells: what one runs is one
+// person's (or one intruder's) session, so a shell found in /proc roots
+// the tree of its commands instead of each command rooting its own.
+var shells = map[string]bool{
+	"bash": true, "sh": true, "dash": true, "zsh": true, "ksh": true, "mksh": true,
+	"ash": true, "fish": true, "tcsh": true, "csh": true,
 }
 
 // rootTree names a tree by its root process. The host is last, as in

@@ -277,7 +277,7 @@ func TestProcCheckpoint(t *testing.T) {
 
 	// After the restart: 30 and 33 still run, 31 is another program, 32 is gone.
 	proc("30", "websrv")
-	proc("31", "bash")
+	proc("31", "python3")
 	proc("33", "nginx")
 	after := newProcTable(64, root, "h")
 	if err := (procCheckpoint{after}).UnmarshalBinary(good); err != nil {

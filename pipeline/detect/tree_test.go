@@ -61,8 +61,9 @@ func TestProcessTreesSplitIncidents(t *testing.T) {
 }
 
 // TestProcTableTree covers how trees are inherited: across exec, from a
-// parent seen exec'ing, through a fork-only ancestor found in /proc, and
-// rooted at a child of a process that predates Vigil.
+// parent seen exec'ing, through a fork-only ancestor found in /proc,
+// rooted at a child of a process that predates Vigil, and rooted at a
+// shell that predates Vigil for the commands it runs.
 func TestProcTableTree(t *testing.T) {
 	root := t.TempDir()
 	proc := func(pid, ppid, comm string) {
@@ -99,6 +100,27 @@ func TestProcTableTree(t *testing.T) {
 	}
 	if got := p.execTree(h, scopeKey(h, "c1"), 50, 30, "nginx"); got != scopeKey(h, "c1") {
 		t.Errorf("container process: %q", got)
+	}
+
+	// The commands of a shell that predates Vigil are one session: they
+	// share a tree rooted at the shell, as do their children; children of
+	// other pre-existing processes still root their own.
+	proc("20", "10", "bash")
+	session := rootTree(h, 20, "bash")
+	if got := p.execTree(h, hk, 21, 20, "cp"); got != session {
+		t.Errorf("command of a pre-existing shell: tree %q, want %q", got, session)
+	}
+	if got := p.execTree(h, hk, 22, 20, "cat"); got != session {
+		t.Errorf("second command of the same shell: tree %q, want %q", got, session)
+	}
+	if got := p.execTree(h, hk, 23, 22, "sh"); got != session {
+		t.Errorf("grandchild in the session: tree %q, want %q", got, session)
+	}
+	if got := p.execTree(h, hk, 24, 10, "bash"); got != rootTree(h, 24, "bash") {
+		t.Errorf("child of pre-existing sshd: tree %q, want its own", got)
+	}
+	if got := p.execTree(h, hk, 25, 1, "bash"); got != rootTree(h, 25, "bash") {
+		t.Errorf("child of init: tree %q, want its own", got)
 	}
 }
 
