@@ -91,7 +91,7 @@ ORDER BY score DESC, ts LIMIT ?`, id, id, o.MaxAnomalies+1)
 			Series: chread.String(row[5]), Detector: chread.String(row[6]), Score: chread.Float(row[7]), Severity: chread.String(row[8]),
 			Expected: chread.Float(row[9]), Observed: chread.Float(row[10]), WindowStart: chread.Time(row[11]), WindowEnd: chread.Time(row[12]), Evidence: chread.String(row[13]),
 		}
-		a.Value, a.Comm, a.PID = parseEvidence(a.Evidence)
+		a.Value, a.Comm, a.PID, a.Tree = parseEvidence(a.Evidence)
 		f.Anomalies = append(f.Anomalies, a)
 	}
 
@@ -267,18 +267,19 @@ func capRows(f *FactSheet, what string, rows [][]any, max int) [][]any {
 // obvious neighbours, and yield zero values otherwise: a schema change shows
 // up as empty fields, not as a failed summary.
 
-// parseEvidence reads the categorical value, comm and pid from an anomaly's
-// evidence JSON. Evidence that is not such an object (hand-inserted rows,
-// an older format) yields nothing rather than an error: the raw string
-// stays in the fact sheet.
-func parseEvidence(ev string) (value, comm string, pid uint32) {
+// parseEvidence reads the categorical value, comm, pid and process tree
+// from an anomaly's evidence JSON. Evidence that is not such an object
+// (hand-inserted rows, an older format) yields nothing rather than an
+// error: the raw string stays in the fact sheet.
+func parseEvidence(ev string) (value, comm string, pid uint32, tree string) {
 	var e struct {
 		Value string `json:"value"`
 		Comm  string `json:"comm"`
 		PID   uint32 `json:"pid"`
+		Tree  string `json:"tree"`
 	}
 	if ev == "" || json.Unmarshal([]byte(ev), &e) != nil {
-		return "", "", 0
+		return "", "", 0, ""
 	}
-	return e.Value, e.Comm, e.PID
+	return e.Value, e.Comm, e.PID, e.Tree
 }

@@ -59,12 +59,14 @@ type Anomaly struct {
 	WindowStart time.Time `json:"window_start"`
 	WindowEnd   time.Time `json:"window_end"`
 	Evidence    string    `json:"evidence,omitempty"`
-	// Value, Comm and PID are read from Evidence: the categorical value
-	// ("nginx -> /bin/sh"), the process that did it and its pid. Empty for
+	// Value, Comm, PID and Tree are read from Evidence: the categorical
+	// value ("nginx -> /bin/sh"), the process that did it, its pid and its
+	// process tree ("tree:bash/812@web-1", rooted at pid 812). Empty for
 	// series anomalies.
 	Value string `json:"value,omitempty"`
 	Comm  string `json:"comm,omitempty"`
 	PID   uint32 `json:"pid,omitempty"`
+	Tree  string `json:"tree,omitempty"`
 }
 
 // Process is one exec in or around the incident; PPID links the tree.

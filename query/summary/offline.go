@@ -162,6 +162,13 @@ func Offline(f *FactSheet) Summary {
 			s.LikelyCause = append(s.LikelyCause, Claim{
 				Text: text + fmt.Sprintf(": it matches the entity of the highest-scoring anomaly (%s on %s).", q(a.Series), q(a.Host)), Evidence: ev,
 			})
+			if c, ok := sessionOf(f.Processes, suspect, &a, parent(suspect) == nil); ok {
+				s.LikelyCause = append(s.LikelyCause, c)
+				s.NextSteps = append(s.NextSteps, Claim{
+					Text:     fmt.Sprintf("Find out who opened the shell with pid %d on %s (its parent, owner and login time) while it runs.", suspect.PPID, q(suspect.Host)),
+					Evidence: []string{a.Ref},
+				})
+			}
 		}
 	}
 
@@ -224,6 +231,57 @@ func noveltyPhrase(detector string) string {
 
 // suspectOf is the process most likely behind a: the one with the pid its
 // evidence names, else for a process entity the last process of that name
+// sessionOf says, when the anomaly's process tree is rooted at the
+// suspect's parent and that parent's exec is not recorded (unrecorded is
+// true), that the incident is one shell session: Vigil roots the tree of
+// a shell that predates it at the shell, so its commands are one incident.
+// The claim lists the session's commands in the fact sheet.
+func sessionOf(procs []Process, suspect *Process, a *Anomaly, unrecorded bool) (Claim, bool) {
+	root, pid, ok := treeRoot(a.Tree)
+	if !ok || !unrecorded || pid != suspect.PPID || pid == suspect.PID {
+		return Claim{}, false
+	}
+	var comms, refs []string
+	seen := map[string]bool{}
+	for i := range procs {
+		p := &procs[i]
+		if p.Host != suspect.Host || p.PPID != pid || seen[p.Comm] || len(comms) == 8 {
+			continue
+		}
+		seen[p.Comm] = true
+		comms = append(comms, q(p.Comm))
+		refs = append(refs, p.Ref)
+	}
+	if len(comms) < 2 {
+		return Claim{}, false
+	}
+	return Claim{
+		Text: fmt.Sprintf("These are the commands of one session: %s (pid %d), a shell that was running before Vigil started, ran %s.",
+			q(root), pid, strings.Join(comms, ", ")),
+		Evidence: append([]string{a.Ref}, refs...),
+	}, true
+}
+
+// treeRoot reads a process tree key, "tree:<comm>/<pid>@<host>".
+func treeRoot(tree string) (comm string, pid uint32, ok bool) {
+	rest, ok := strings.CutPrefix(tree, "tree:")
+	if !ok {
+		return "", 0, false
+	}
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		rest = rest[:at]
+	}
+	slash := strings.LastIndexByte(rest, '/')
+	if slash < 0 {
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(rest[slash+1:], 10, 32)
+	if err != nil || n == 0 {
+		return "", 0, false
+	}
+	return rest[:slash], uint32(n), true
+}
+
 // started by the end of its window (the first if all started later: a
 // service that runs the same program every minute is judged by the run
 // that misbehaved), else the first process on the host. pids are reused,

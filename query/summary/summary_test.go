@@ -28,7 +28,7 @@ func loadSheet(t testing.TB, path string) *FactSheet {
 	for i := range f.Anomalies {
 		a := &f.Anomalies[i]
 		if a.Value == "" {
-			a.Value, a.Comm, a.PID = parseEvidence(a.Evidence) // as Build does
+			a.Value, a.Comm, a.PID, a.Tree = parseEvidence(a.Evidence) // as Build does
 		}
 	}
 	f.number()
@@ -194,9 +194,31 @@ func TestParseEvidence(t *testing.T) {
 		{`["value"]`, "", "", 0},
 	}
 	for _, tc := range tests {
-		v, c, p := parseEvidence(tc.ev)
+		v, c, p, _ := parseEvidence(tc.ev)
 		if v != tc.value || c != tc.comm || p != tc.pid {
 			t.Errorf("parseEvidence(%q) = %q, %q, %d; want %q, %q, %d", tc.ev, v, c, p, tc.value, tc.comm, tc.pid)
+		}
+	}
+}
+
+func TestTreeRoot(t *testing.T) {
+	for _, tc := range []struct {
+		tree string
+		comm string
+		pid  uint32
+		ok   bool
+	}{
+		{"tree:bash/28193@vm", "bash", 28193, true},
+		{"tree:a/b@c/77@web-1", "a/b@c", 77, true}, // a hostile comm with the separators in it
+		{"tree:bash/0@vm", "", 0, false},
+		{"tree:bash/x@vm", "", 0, false},
+		{"tree:bash@vm", "", 0, false},
+		{"comm:bash@vm", "", 0, false},
+		{"", "", 0, false},
+	} {
+		comm, pid, ok := treeRoot(tc.tree)
+		if comm != tc.comm || pid != tc.pid || ok != tc.ok {
+			t.Errorf("treeRoot(%q) = %q, %d, %v; want %q, %d, %v", tc.tree, comm, pid, ok, tc.comm, tc.pid, tc.ok)
 		}
 	}
 }
