@@ -80,9 +80,9 @@ Writes OUT/<category>/<file>.csv (timestamp,value,anomaly_score). With --labels 
 combined_windows.json) it also scores itself with NAB's rules and prints the three profiles.
 --cross adds a leave-one-category-out check: each category scored at the threshold chosen on
 the others, next to the corpus threshold and the category's own optimum. --every K scores the
-corpus as if sampled K times more coarsely (every K-th row from row --offset, same label windows):
-a check of how much the score owes to this corpus' cadence. --baseline scores NAB's windowed Gaussian over the
-same rows in the same run, for reference.`,
+corpus as if sampled K times more coarsely (every K-th row from row --offset, same label
+windows): a check of how much the score owes to this corpus' cadence. --baseline scores NAB's
+windowed Gaussian over the same rows in the same run, for reference.`,
 		Example: `  vigil bench nab --data ../shared/nab/data --labels ../shared/nab/labels/combined_windows.json --out /tmp/nab`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

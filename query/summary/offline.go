@@ -162,7 +162,7 @@ func Offline(f *FactSheet) Summary {
 			s.LikelyCause = append(s.LikelyCause, Claim{
 				Text: text + fmt.Sprintf(": it matches the entity of the highest-scoring anomaly (%s on %s).", q(a.Series), q(a.Host)), Evidence: ev,
 			})
-			if c, ok := sessionOf(f.Processes, suspect, &a, parent(suspect) == nil); ok {
+			if c, ok := sessionOf(f.Processes, suspect, &a); ok {
 				s.LikelyCause = append(s.LikelyCause, c)
 				s.NextSteps = append(s.NextSteps, Claim{
 					Text:     fmt.Sprintf("Find out who opened the shell with pid %d on %s (its parent, owner and login time) while it runs.", suspect.PPID, q(suspect.Host)),
@@ -229,23 +229,27 @@ func noveltyPhrase(detector string) string {
 	return "new value"
 }
 
-// suspectOf is the process most likely behind a: the one with the pid its
-// evidence names, else for a process entity the last process of that name
 // sessionOf says, when the anomaly's process tree is rooted at the
-// suspect's parent and that parent's exec is not recorded (unrecorded is
-// true), that the incident is one shell session: Vigil roots the tree of
-// a shell that predates it at the shell, so its commands are one incident.
-// The claim lists the session's commands in the fact sheet.
-func sessionOf(procs []Process, suspect *Process, a *Anomaly, unrecorded bool) (Claim, bool) {
+// suspect's parent and that parent's exec is not in the fact sheet, that
+// the incident is one shell session: pipeline/detect roots the tree of a
+// shell that predates Vigil at the shell, so its commands are one
+// incident. The claim lists the session's commands in the fact sheet.
+func sessionOf(procs []Process, suspect *Process, a *Anomaly) (Claim, bool) {
 	root, pid, ok := treeRoot(a.Tree)
-	if !ok || !unrecorded || pid != suspect.PPID || pid == suspect.PID {
+	if !ok || pid != suspect.PPID || pid == suspect.PID {
 		return Claim{}, false
 	}
 	var comms, refs []string
 	seen := map[string]bool{}
 	for i := range procs {
 		p := &procs[i]
-		if p.Host != suspect.Host || p.PPID != pid || seen[p.Comm] || len(comms) == 8 {
+		if p.Host != suspect.Host {
+			continue
+		}
+		if p.PID == pid {
+			return Claim{}, false // the shell's exec was seen: an ordinary tree
+		}
+		if p.PPID != pid || seen[p.Comm] || len(comms) == 8 {
 			continue
 		}
 		seen[p.Comm] = true
@@ -262,7 +266,9 @@ func sessionOf(procs []Process, suspect *Process, a *Anomaly, unrecorded bool) (
 	}, true
 }
 
-// treeRoot reads a process tree key, "tree:<comm>/<pid>@<host>".
+// treeRoot reads a process tree key as pipeline/detect's rootTree writes
+// it, "tree:<comm>/<pid>@<host>"; the comm is telemetry and may hold any
+// byte, so the pid is what follows the last slash.
 func treeRoot(tree string) (comm string, pid uint32, ok bool) {
 	rest, ok := strings.CutPrefix(tree, "tree:")
 	if !ok {
@@ -282,6 +288,8 @@ func treeRoot(tree string) (comm string, pid uint32, ok bool) {
 	return rest[:slash], uint32(n), true
 }
 
+// suspectOf is the process most likely behind a: the one with the pid its
+// evidence names, else for a process entity the last process of that name
 // started by the end of its window (the first if all started later: a
 // service that runs the same program every minute is judged by the run
 // that misbehaved), else the first process on the host. pids are reused,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -219,6 +220,29 @@ func TestTreeRoot(t *testing.T) {
 		comm, pid, ok := treeRoot(tc.tree)
 		if comm != tc.comm || pid != tc.pid || ok != tc.ok {
 			t.Errorf("treeRoot(%q) = %q, %d, %v; want %q, %d, %v", tc.tree, comm, pid, ok, tc.comm, tc.pid, tc.ok)
+		}
+	}
+}
+
+func TestSessionOf(t *testing.T) {
+	a := &Anomaly{Ref: "A1", Tree: "tree:bash/500@h"}
+	proc := func(ref string, pid, ppid uint32, comm string) Process {
+		return Process{Ref: ref, Host: "h", PID: pid, PPID: ppid, Comm: comm}
+	}
+	session := []Process{proc("P1", 501, 500, "cp"), proc("P2", 502, 500, "tool"), proc("P3", 503, 500, "cp")}
+	for _, tc := range []struct {
+		name  string
+		procs []Process
+		want  string // "" for no claim
+	}{
+		{"commands of a pre-existing shell", session, "These are the commands of one session: `bash` (pid 500), a shell that was running before Vigil started, ran `cp`, `tool`."},
+		{"the shell's exec was seen", append(slices.Clone(session), proc("P4", 500, 1, "bash")), ""},
+		{"one program only", session[:1], ""},
+		{"another host's pid 500", []Process{session[0], {Ref: "P2", Host: "other", PID: 502, PPID: 500, Comm: "tool"}}, ""},
+	} {
+		c, ok := sessionOf(tc.procs, &tc.procs[0], a)
+		if got := map[bool]string{true: c.Text}[ok]; got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }
