@@ -43,25 +43,17 @@ func (r *Reader) Fail(format string, args ...any) {
 func (r *Reader) truncated() { r.Fail("truncated") }
 
 // Uvarint reads an unsigned varint.
-func (r *Reader) Uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.buf)
-	if n <= 0 {
-		r.truncated()
-		return 0
-	}
-	r.buf = r.buf[n:]
-	return v
-}
+func (r *Reader) Uvarint() uint64 { return readVarint(r, binary.Uvarint) }
 
 // Varint reads a signed varint.
-func (r *Reader) Varint() int64 {
+func (r *Reader) Varint() int64 { return readVarint(r, binary.Varint) }
+
+// readVarint reads one varint with dec (binary.Uvarint or binary.Varint).
+func readVarint[T uint64 | int64](r *Reader, dec func([]byte) (T, int)) T {
 	if r.err != nil {
 		return 0
 	}
-	v, n := binary.Varint(r.buf)
+	v, n := dec(r.buf)
 	if n <= 0 {
 		r.truncated()
 		return 0
