@@ -62,6 +62,13 @@ type Event struct {
 	// rare it scores 1 and its detector says "escalation", so that it, not
 	// the ordinary privilege drop that often precedes it, names the incident.
 	Escalation bool
+	// FromShell marks an exec pair whose parent is a shell. Running
+	// programs it never ran before is what a shell is for, so the pair
+	// scores shellPairScore: the child's own novelty is novelty/binary's,
+	// and in a session that also reads /etc/shadow, the read names the
+	// incident, not "bash -> cp". A shell's own parent (a web server
+	// spawning sh) is the pair that matters and is not marked.
+	FromShell bool
 }
 
 // NoveltyOptions configures a Novelty detector.
@@ -131,6 +138,10 @@ var noveltyScore = [numKinds]float64{
 	KindOOMKill:       0.8,
 	KindAbnormalExit:  0.5,
 }
+
+// shellPairScore is an exec pair's score when its parent is a shell
+// (Event.FromShell): a medium anomaly, no more alarming than a new crash.
+const shellPairScore = 0.5
 
 // kindRare marks the kinds that alert on rarity as well as novelty: a
 // privilege change, OOM kill or crash seen once last week is still news;
@@ -242,6 +253,9 @@ func (n *Novelty) Observe(e Event) (Anomaly, bool) {
 		}
 	}
 	base := noveltyScore[e.Kind]
+	if e.Kind == KindExecPair && e.FromShell {
+		base = shellPairScore
+	}
 	if e.Escalation {
 		base = 1
 	}

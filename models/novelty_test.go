@@ -151,3 +151,24 @@ func TestNoveltyEscalation(t *testing.T) {
 		t.Fatalf("repeated escalation attempt: %v %+v", ok, a)
 	}
 }
+
+// TestNoveltyShellPair: a shell running a program it never ran is a
+// medium anomaly; a server spawning the shell stays a high one.
+func TestNoveltyShellPair(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	n := NewNovelty(NoveltyOptions{})
+	n.Observe(Event{Time: t0, Entity: "h", Kind: KindBinary, Value: "/bin/sh"})
+	at := t0.Add(2 * time.Hour)
+	for _, c := range []struct {
+		ev   Event
+		want float64
+	}{
+		{Event{Time: at, Entity: "h", Kind: KindExecPair, Value: "nginx -> /bin/sh"}, noveltyScore[KindExecPair]},
+		{Event{Time: at, Entity: "h", Kind: KindExecPair, Value: "sh -> /usr/bin/id", FromShell: true}, shellPairScore},
+	} {
+		a, ok := n.Observe(c.ev)
+		if !ok || a.Score != c.want || a.Severity != SeverityForScore(c.want) {
+			t.Errorf("%s: %v %+v, want score %v", c.ev.Value, ok, a, c.want)
+		}
+	}
+}

@@ -370,7 +370,7 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 			cat(e)
 			if hasParent {
 				e := base
-				e.ev = models.Event{Time: t, Entity: sc, Tree: tree, Kind: models.KindExecPair, Value: parent + " -> " + file}
+				e.ev = models.Event{Time: t, Entity: sc, Tree: tree, Kind: models.KindExecPair, Value: parent + " -> " + file, FromShell: shells[parent]}
 				cat(e)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,10 +55,75 @@ func TestProcessTreesSplitIncidents(t *testing.T) {
 			if slices.Contains(ents, "comm:dropper") || !slices.Contains(ents, "comm:id") {
 				t.Errorf("web shell incident entities %v (%v)", ents, as)
 			}
+			// The web server spawning the shell names it, not the
+			// shell running id.
+			if title := lastTitle(rec, id); !strings.Contains(title, "nginx -> /bin/sh") {
+				t.Errorf("web shell incident titled %q", title)
+			}
 		default:
 			t.Errorf("incident names %v (%v)", ents, as)
 		}
 	}
+}
+
+// TestShellSessionTitle: the commands of a shell that predates Vigil are
+// one incident, and of what they did, reading /etc/shadow names it, not
+// the shell running a command it had not run before.
+func TestShellSessionTitle(t *testing.T) {
+	root := t.TempDir()
+	for _, p := range []struct{ pid, ppid, comm string }{{"10", "1", "sshd"}, {"20", "10", "bash"}} {
+		dir := filepath.Join(root, p.pid)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		_ = os.WriteFile(filepath.Join(dir, "comm"), []byte(p.comm+"\n"), 0o644)
+		_ = os.WriteFile(filepath.Join(dir, "stat"), []byte(p.pid+" ("+p.comm+") S "+p.ppid+" 1 1 0"), 0o644)
+	}
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	rec := &recorder{}
+	o := testOptions(rec, "")
+	o.ProcRoot = root
+	d := New(o)
+	s := 7 * time.Second
+	batches := append(learningBatchesIn(t, mem, ""),
+		makeBatch(t, mem, collector.KindExec,
+			execRow(at(s), 21, 20, "cp", "/usr/bin/cp", ""),
+			execRow(at(s+ms(300)), 22, 20, "peek", "/tmp/x/peek", "")),
+		makeBatch(t, mem, collector.KindFile,
+			row{"ts": at(s + ms(310)), "host": "web-1", "pid": 22, "tid": 22, "comm": "peek", "syscall": "openat", "path": "/etc/shadow"}))
+	run(t, d, batches...)
+
+	ids := map[string]bool{}
+	var kinds []string
+	for _, a := range rec.anomalies {
+		ids[a.IncidentID] = true
+		kinds = append(kinds, a.Detector+" "+a.Value)
+	}
+	if len(ids) != 1 {
+		t.Fatalf("%d incidents, want 1: %v", len(ids), kinds)
+	}
+	for _, want := range []string{"novelty/exec_pair/novel bash -> /tmp/x/peek", "novelty/sensitive_file/novel peek /etc/shadow"} {
+		if !slices.ContainsFunc(kinds, func(k string) bool { return strings.HasPrefix(k, want) }) {
+			t.Errorf("no %q among %v", want, kinds)
+		}
+	}
+	for id := range ids {
+		if title := lastTitle(rec, id); !strings.HasPrefix(title, "Unusual sensitive file access") || !strings.Contains(title, "/etc/shadow") {
+			t.Errorf("session incident titled %q, want the /etc/shadow read", title)
+		}
+	}
+}
+
+// lastTitle is the title of incident id's last update.
+func lastTitle(rec *recorder, id string) string {
+	title := ""
+	for _, e := range rec.incidents {
+		if e.ID == id {
+			title = e.Incident.Title
+		}
+	}
+	return title
 }
 
 // TestProcTableTree covers how trees are inherited: across exec, from a
