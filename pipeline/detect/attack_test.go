@@ -119,7 +119,18 @@ func (w *world) steady(sec int) {
 			w.open(base.Add(ms(i*10)), dpkg, "dpkg", []string{"/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/sudoers.d/README"}[i%4])
 		}
 	}
-	w.add(collector.KindSyscallCounts, row{"ts": base, "pid": 300, "comm": "app", "count": 1000 + w.rng.IntN(200)})
+	// app's syscalls, per syscall as the kernel counts them: waits,
+	// socket traffic, file reads, and now and then an mmap burst.
+	for _, c := range []struct {
+		name string
+		n    int
+	}{{"futex", 600}, {"sendto", 150}, {"recvfrom", 150}, {"read", 80}, {"openat", 20}, {"mmap", 5}} {
+		n := c.n + w.rng.IntN(c.n/5+1)
+		if c.name == "mmap" && w.rng.IntN(50) == 0 {
+			n *= 8
+		}
+		w.add(collector.KindSyscallCounts, row{"ts": base, "pid": 300, "comm": "app", "syscall": c.name, "count": n})
+	}
 }
 
 // attack is one attack-like burst of telemetry at second sec.
@@ -127,63 +138,75 @@ type attack struct {
 	name     string
 	comm     string // the comm an anomaly must name
 	detector string // prefix of the anomaly's detector
+	series   string // the anomaly's series, if it must be one
 	play     func(w *world, sec int)
 }
 
 var attacks = []attack{
-	{"credential access by a new process", "vbench-reader", "novelty/sensitive_file/", func(w *world, sec int) {
+	{"credential access by a new process", "vbench-reader", "novelty/sensitive_file/", "", func(w *world, sec int) {
 		base := at(time.Duration(sec) * time.Second)
 		p := w.exec(base, 1, "vbench-reader", "/tmp/vigil-bench-1/vbench-reader", 0)
 		w.open(base.Add(ms(10)), p, "vbench-reader", "/etc/shadow")
 		w.open(base.Add(ms(20)), p, "vbench-reader", "/root/.ssh/vigil-bench-key-123")
 	}},
-	{"credential access by a known process", "app", "novelty/sensitive_file/", func(w *world, sec int) {
+	{"credential access by a known process", "app", "novelty/sensitive_file/", "", func(w *world, sec int) {
 		w.open(at(time.Duration(sec)*time.Second), 300, "app", "/root/.ssh/id_ed25519")
 	}},
-	{"port scan by a new process", "vigil-scan", "fanout/", func(w *world, sec int) {
+	{"port scan by a new process", "vigil-scan", "fanout/", "", func(w *world, sec int) {
 		base := at(time.Duration(sec) * time.Second)
 		for p := range 500 {
 			w.tcp(base.Add(time.Duration(p)*time.Millisecond), "connect_failed", 900, "vigil-scan", "127.0.0.1", 40000+p, 0, 0)
 		}
 	}},
-	{"port scan by a known process", "app", "fanout/", func(w *world, sec int) {
+	{"port scan by a known process", "app", "fanout/", "", func(w *world, sec int) {
 		base := at(time.Duration(sec) * time.Second)
 		for p := range 100 {
 			w.tcp(base.Add(time.Duration(p)*time.Millisecond), "connect_failed", 300, "app", "10.0.0.5", 1+p, 0, 0)
 		}
 	}},
-	{"fork storm", "true", "burst/", func(w *world, sec int) {
+	{"fork storm", "true", "burst/", "", func(w *world, sec int) {
 		base := at(time.Duration(sec) * time.Second)
 		sh := w.exec(base, 1, "sh", "/bin/sh", 300)
 		for i := range 300 {
 			w.exec(base.Add(time.Duration(i)*2*time.Millisecond), sh, "true", "/bin/true", 0)
 		}
 	}},
-	{"exfiltration by a known process", "app", "burst/", func(w *world, sec int) {
+	{"exfiltration by a known process", "app", "burst/", "", func(w *world, sec int) {
 		w.tcp(at(time.Duration(sec)*time.Second), "close", 300, "app", "203.0.113.9", 443, 300<<20, 1000)
 	}},
-	{"exfiltration by a new process", "curl", "burst/", func(w *world, sec int) {
+	{"exfiltration by a new process", "curl", "burst/", "", func(w *world, sec int) {
 		base := at(time.Duration(sec) * time.Second)
 		p := w.exec(base, 1, "curl", "/usr/bin/curl", 0)
 		w.tcp(base.Add(ms(5)), "connect", p, "curl", "203.0.113.9", 443, 0, 0)
 		w.tcp(base.Add(ms(40)), "close", p, "curl", "203.0.113.9", 443, 200<<20, 1000)
 	}},
-	{"retransmit storm", "app", "burst/", func(w *world, sec int) {
+	{"retransmit storm", "app", "burst/", "", func(w *world, sec int) {
 		base := at(time.Duration(sec) * time.Second)
 		for i := range 400 {
 			w.add(collector.KindRetransmit, row{"ts": base.Add(time.Duration(i) * time.Millisecond), "pid": 300, "comm": "app", "daddr": "10.0.0.5", "dport": 5432})
 		}
 	}},
-	{"OOM kill", "java", "novelty/oom_kill/", func(w *world, sec int) {
+	{"OOM kill", "java", "novelty/oom_kill/", "", func(w *world, sec int) {
 		w.add(collector.KindOOM, row{"ts": at(time.Duration(sec) * time.Second), "pid": 777, "comm": "java", "trigger_comm": "java"})
 	}},
-	{"crash", "app", "novelty/abnormal_exit/", func(w *world, sec int) {
+	{"crash", "app", "novelty/abnormal_exit/", "", func(w *world, sec int) {
 		w.add(collector.KindExit, row{"ts": at(time.Duration(sec) * time.Second), "pid": 300, "comm": "app", "signal": 11, "core_dumped": 1})
 	}},
-	{"kill storm", "worker", "burst/", func(w *world, sec int) {
+	{"kill storm", "worker", "burst/", "", func(w *world, sec int) {
 		base := at(time.Duration(sec) * time.Second)
 		for i := range 40 {
 			w.add(collector.KindSignal, row{"ts": base.Add(time.Duration(i) * time.Millisecond), "signal": "SIGKILL", "pid": 2000 + i, "comm": "worker", "sender_comm": "bash"})
+		}
+	}},
+	// A known process sweeping the file system (ransomware's first act):
+	// its file syscalls, not only its total, name the change.
+	{"file sweep by a known process", "app", "numeric/", SeriesSyscallsFile, func(w *world, sec int) {
+		base := at(time.Duration(sec) * time.Second)
+		for _, c := range []struct {
+			name string
+			n    int
+		}{{"getdents64", 800}, {"openat", 6000}, {"read", 6000}, {"write", 6000}, {"rename", 6000}} {
+			w.add(collector.KindSyscallCounts, row{"ts": base, "pid": 300, "comm": "app", "syscall": c.name, "count": c.n})
 		}
 	}},
 }
@@ -273,7 +296,7 @@ func TestAttacksDetected(t *testing.T) {
 			for i := range rec.anomalies[n:] {
 				a := &rec.anomalies[n+i]
 				names := a.Comm == at.comm || (a.Entity.Kind == "comm" && a.Entity.Name == at.comm)
-				if names && strings.HasPrefix(a.Detector, at.detector) && hit == nil {
+				if names && strings.HasPrefix(a.Detector, at.detector) && (at.series == "" || a.Series == at.series) && hit == nil {
 					hit = a
 				}
 			}

@@ -122,6 +122,7 @@ func (d *Detector) emitSeriesAnomalies(s *stepAcc, found []Detection, end time.T
 // from a web server.
 var materialChange = map[string]burstFloor{
 	SeriesExecs:           {Min: 10, PerSec: 2},
+	SeriesNewBinaries:     {Min: 5, PerSec: 1},
 	SeriesForks:           {Min: 10, PerSec: 2},
 	SeriesExits:           {Min: 10, PerSec: 2},
 	SeriesConnectAttempts: {Min: 20, PerSec: 4},
@@ -133,6 +134,10 @@ var materialChange = map[string]burstFloor{
 	SeriesBytesIn:         {Min: 1 << 20, PerSec: 256 << 10},
 	SeriesRetransmits:     {Min: 10, PerSec: 2},
 	SeriesSyscalls:        {Min: 5000, PerSec: 1000},
+	SeriesSyscallsFile:    {Min: 5000, PerSec: 1000},
+	SeriesSyscallsMem:     {Min: 2000, PerSec: 400},
+	SeriesSyscallsNet:     {Min: 1000, PerSec: 200},
+	SeriesSyscallsProc:    {Min: 200, PerSec: 40},
 	SeriesSensitiveOpens:  {Min: 5, PerSec: 1},
 	SeriesPrivChanges:     {Min: 3},
 	SeriesRunqP99:         {Min: 1000}, // µs

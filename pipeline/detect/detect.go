@@ -411,6 +411,9 @@ func (d *Detector) categorical(e catEvent) {
 	if !ok {
 		return
 	}
+	if e.ev.Kind == models.KindBinary {
+		d.countNewBinary(e)
+	}
 	// Outside containers the anomaly names the process that acted rather
 	// than the whole host (which stays the entity's host); in a container
 	// the container is the entity and the comm is in the evidence.
@@ -418,6 +421,26 @@ func (d *Detector) categorical(e catEvent) {
 		a.Entity = commKey(e.host, e.comm)
 	}
 	d.anomaly(Detection{Anomaly: a, Container: e.container, Comm: e.comm, PID: e.pid}, e.ev.Time)
+}
+
+// countNewBinary adds an exec of a binary new to its host or container
+// (one novelty/binary reported) to the new_binaries series of the host,
+// the container and the comm: a toolkit unpacked and run shows as one
+// step's rise on a chart and to the numeric detector, besides its
+// anomalies. While a scope learns nothing is new, and the series reads 0.
+func (d *Detector) countNewBinary(e catEvent) {
+	s := d.agg.acc(e.ev.Time.UnixNano())
+	if s == nil {
+		return
+	}
+	h, sc := hostKey(e.host), scopeKey(e.host, e.container)
+	s.add(h, SeriesNewBinaries, 1)
+	if sc != h {
+		s.add(sc, SeriesNewBinaries, 1)
+	}
+	if e.comm != "" {
+		s.add(commKey(e.host, e.comm), SeriesNewBinaries, 1)
+	}
 }
 
 // anomaly correlates a and hands it and any incident change to the output.

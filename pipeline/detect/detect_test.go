@@ -22,11 +22,22 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type recorder struct {
 	mu        sync.Mutex
 	points    int
+	totals    map[string]float64 // "kind:name/series" summed over steps
 	anomalies []Detection
 	incidents []IncidentEvent
 }
 
-func (r *recorder) Points(_ time.Time, p []Point) { r.mu.Lock(); r.points += len(p); r.mu.Unlock() }
+func (r *recorder) Points(_ time.Time, p []Point) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.points += len(p)
+	if r.totals == nil {
+		r.totals = map[string]float64{}
+	}
+	for _, pt := range p {
+		r.totals[pt.Entity.Kind+":"+pt.Entity.Name+"/"+pt.Series] += pt.Value
+	}
+}
 func (r *recorder) Anomaly(d Detection) {
 	r.mu.Lock()
 	r.anomalies = append(r.anomalies, d)
@@ -130,6 +141,15 @@ func TestNovelExecPairOneIncident(t *testing.T) {
 	}
 	if got := d.Stats(); got.Anomalies != 51 || got.Rows != 18+1+50 {
 		t.Errorf("stats %+v", got)
+	}
+	// The new binaries are a series too: 50 in the container, by x. The
+	// ones learned while c1 was young are not new. (A known exec later
+	// closes the burst's step.)
+	run(t, d, makeBatch(t, mem, collector.KindExec, execRow(at(15*time.Second), 100, 1, "bash", "/bin/bash", "c1")))
+	for _, k := range []string{"container:c1/" + SeriesNewBinaries, "comm:x/" + SeriesNewBinaries, "host:web-1/" + SeriesNewBinaries} {
+		if got := rec.totals[k]; got != 50 {
+			t.Errorf("%s = %v, want 50", k, got)
+		}
 	}
 }
 

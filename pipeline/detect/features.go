@@ -18,6 +18,7 @@ import (
 // only for steps that have data.
 const (
 	SeriesExecs            = "execs"
+	SeriesNewBinaries      = "new_binaries" // execs of a binary new to its host or container (see Detector.categorical)
 	SeriesForks            = "forks"
 	SeriesExits            = "exits"
 	SeriesAbnormalExits    = "abnormal_exits"
@@ -538,10 +539,16 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 		}
 	case collector.KindSyscallCounts:
 		count := uintColumn(rec, "count")
+		syscall := strColumn(rec, "syscall")
 		for i := range n {
 			if s, h, _, cm := row(i); s != nil {
-				s.add(h, SeriesSyscalls, float64(count(i)))
-				s.add(cm, SeriesSyscalls, float64(count(i)))
+				c := float64(count(i))
+				s.add(h, SeriesSyscalls, c)
+				s.add(cm, SeriesSyscalls, c)
+				if class, ok := syscallClass[syscall(i)]; ok {
+					s.add(h, class, c)
+					s.add(cm, class, c)
+				}
 			}
 		}
 	case collector.KindRunqLatency:

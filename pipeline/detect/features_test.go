@@ -76,8 +76,17 @@ func TestAggregate(t *testing.T) {
 		{
 			name: "syscalls, file opens, privilege changes, oom, signals, retransmits",
 			kind: collector.KindSyscallCounts,
-			rows: []row{{"ts": at(ms(1)), "host": "web-1", "comm": "curl", "count": 500}, {"ts": at(ms(2)), "host": "web-1", "comm": "sh", "count": 7}},
-			want: map[models.SeriesKey]float64{sk(host, SeriesSyscalls): 507, sk(curl, SeriesSyscalls): 500},
+			rows: []row{
+				{"ts": at(ms(1)), "host": "web-1", "comm": "curl", "syscall": "connect", "count": 400},
+				{"ts": at(ms(1)), "host": "web-1", "comm": "curl", "syscall": "futex", "count": 100},
+				{"ts": at(ms(2)), "host": "web-1", "comm": "sh", "syscall": "openat", "count": 7},
+				{"ts": at(ms(2)), "host": "web-1", "comm": "sh", "syscall": "sys_999", "count": 1},
+			},
+			// futex and an unknown number count in the total only
+			want: map[models.SeriesKey]float64{
+				sk(host, SeriesSyscalls): 508, sk(curl, SeriesSyscalls): 500,
+				sk(host, SeriesSyscallsNet): 400, sk(curl, SeriesSyscallsNet): 400, sk(host, SeriesSyscallsFile): 7,
+			},
 		},
 		{
 			name: "privilege change is categorical without per-call noise",
