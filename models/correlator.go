@@ -160,6 +160,21 @@ func AnomalyKey(a *Anomaly) string {
 	return ""
 }
 
+// Covers reports whether a, observed now, would join an incident already
+// held (open, or resolved within the flap window) rather than open one.
+func (c *Correlator) Covers(a *Anomaly, now time.Time) bool {
+	at := a.Time()
+	if at.IsZero() {
+		at = now
+	}
+	for _, k := range anomalyKeys(a) {
+		if inc := c.byKey[k]; inc != nil && c.joins(inc, at) {
+			return true
+		}
+	}
+	return false
+}
+
 // Observe folds a into an incident and returns the updates to publish
 // (none for a duplicate that changes nothing).
 func (c *Correlator) Observe(a Anomaly, now time.Time) []IncidentUpdate {

@@ -52,6 +52,29 @@ func TestCorrelatorSeparatesUnrelated(t *testing.T) {
 	}
 }
 
+// TestCorrelatorCovers: Covers says whether an anomaly would join an
+// incident already held, without changing anything.
+func TestCorrelatorCovers(t *testing.T) {
+	c := NewCorrelator(CorrelatorOptions{Gap: time.Minute})
+	c.Observe(anomalyAt(0, "a", "tree-1", "cpu", 0.6), t0)
+	for _, tc := range []struct {
+		a    Anomaly
+		want bool
+	}{
+		{anomalyAt(30*time.Second, "b", "tree-1", "rss", 0.6), true}, // same tree, in the gap
+		{anomalyAt(30*time.Second, "a", "", "rss", 0.6), false},      // keyed by entity: no incident has it
+		{anomalyAt(5*time.Minute, "a", "tree-1", "rss", 0.6), false}, // past the gap
+		{anomalyAt(30*time.Second, "a", "tree-2", "rss", 0.6), false},
+	} {
+		if got := c.Covers(&tc.a, t0); got != tc.want {
+			t.Errorf("Covers(%s %s at %v) = %v, want %v", tc.a.Entity, tc.a.Tree, tc.a.Start.Sub(t0), got, tc.want)
+		}
+	}
+	if n := len(c.Open()); n != 1 || c.Open()[0].Count != 1 {
+		t.Errorf("Covers changed the incidents: %+v", c.Open())
+	}
+}
+
 func TestCorrelatorResolveAndFlap(t *testing.T) {
 	c := NewCorrelator(CorrelatorOptions{Gap: time.Minute, ResolveAfter: 10 * time.Minute, FlapWindow: time.Hour})
 	first := c.Observe(anomalyAt(0, "db", "", "latency", 0.7), t0)

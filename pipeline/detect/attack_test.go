@@ -274,7 +274,7 @@ func TestSteadyHostQuiet(t *testing.T) {
 
 // TestAttacksDetected: after the benchmark's warm-up on the steady host,
 // each attack shape raises an anomaly naming the acting comm within two
-// steps, with its evidence filled in.
+// steps, with its evidence filled in, and all it raises is one incident.
 func TestAttacksDetected(t *testing.T) {
 	const warm = 10 * 60 // seconds of steady host first
 	for _, at := range attacks {
@@ -313,6 +313,16 @@ func TestAttacksDetected(t *testing.T) {
 			if hit.Score <= 0 || hit.Score > 1 || hit.Severity < models.SeverityLow || hit.Start.IsZero() || hit.End.IsZero() ||
 				(hit.Value == "" && hit.Observed == 0) || hit.IncidentID == "" {
 				t.Errorf("evidence: %+v", *hit)
+			}
+			// One attack is one incident: a new binary's anomalies (keyed
+			// by its process tree) and the burst it makes (a series of
+			// its comm) are not two.
+			ids := map[string][]string{}
+			for _, a := range rec.anomalies[n:] {
+				ids[a.IncidentID] = append(ids[a.IncidentID], a.Detector+" "+a.Anomaly.Entity+" "+a.Series)
+			}
+			if len(ids) != 1 {
+				t.Errorf("%d incidents, want 1: %v", len(ids), ids)
 			}
 			// The steady workload stays out of it.
 			for _, a := range rec.anomalies[n:] {

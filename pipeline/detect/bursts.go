@@ -108,6 +108,21 @@ func (d *Detector) emitSeriesAnomalies(s *stepAcc, found []Detection, end time.T
 				if e.Kind == "host" && f.Comm != "" && share*2 >= f.Observed {
 					f.Anomaly.Entity = commKey(e.Host, f.Comm)
 					f.Anomaly.Tree = f.Anomaly.Entity
+					e = parseEntity(f.Anomaly.Entity)
+				}
+			}
+		}
+		// A process's series anomaly joins the incident of the tree that
+		// process just acted in, if that tree has one: a new binary and
+		// the burst it makes are one incident, not one keyed by tree and
+		// one by name. Otherwise it keeps its name as key, so that one
+		// process name's series anomalies keep joining each other.
+		if e.Kind == "comm" {
+			if t, ok := d.agg.pids.commTree(e.Host, e.Name, end.UnixNano()); ok {
+				b := f.Anomaly
+				b.Tree = t
+				if d.corr.Covers(&b, end) {
+					f.Anomaly.Tree = t
 				}
 			}
 		}

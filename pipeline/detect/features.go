@@ -252,6 +252,7 @@ type aggregator struct {
 }
 
 func newAggregator(step, grace int64, pids *procTable) *aggregator {
+	pids.window = 2 * step
 	return &aggregator{step: step, grace: grace, open: map[int64]*stepAcc{}, pids: pids}
 }
 
@@ -366,6 +367,7 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 			base := catEvent{host: host(i), container: container(i), comm: c, pid: uint32(pid(i))}
 			parent, hasParent := g.pids.lookup(base.host, uint32(ppid(i)))
 			tree := g.pids.execTree(base.host, sc, base.pid, uint32(ppid(i)), c)
+			g.pids.noteActed(base.host, c, tree, ts(i))
 			e := base
 			e.ev = models.Event{Time: t, Entity: sc, Tree: tree, Kind: models.KindBinary, Value: file}
 			cat(e)
@@ -386,6 +388,7 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 			}
 			c := comm(i)
 			both(s, h, sc, SeriesExits, 1)
+			credit(s, h, sc, SeriesExits, c, 1)
 			both(s, h, sc, SeriesForks, float64(forks(i)))
 			credit(s, h, sc, SeriesForks, c, float64(forks(i)))
 			if core(i) != 0 || abnormalSignal[sig(i)] {
@@ -708,6 +711,24 @@ type procTable struct {
 	// sending to this pipeline) are known only from their exec events.
 	// "" means every host is this one.
 	local string
+	// acted is, per host and comm, the tree the comm last acted in (an
+	// exec, a connect, an open): how a series anomaly on comm:X joins
+	// the incident of the process that made it (see commTree).
+	acted map[hostComm]*commActed
+	// window is how recent and unambiguous a comm's tree must be (see
+	// commTree): two model steps, set by the aggregator.
+	window int64
+}
+
+// hostComm is a process name on a host.
+type hostComm struct{ host, comm string }
+
+// commActed is the tree a comm last acted in, when, and whether another
+// tree used the same comm within commTreeWindow before that.
+type commActed struct {
+	tree  string
+	at    int64 // unix ns
+	mixed bool
 }
 
 // procKey is a process on a host: pids of different hosts are unrelated.
@@ -729,7 +750,49 @@ type procEntry struct {
 const maxTreeHops = 4
 
 func newProcTable(max int, procRoot, local string) *procTable {
-	return &procTable{max: max, m: make(map[procKey]procEntry), procRoot: procRoot, local: local}
+	return &procTable{max: max, m: make(map[procKey]procEntry), procRoot: procRoot, local: local,
+		acted: make(map[hostComm]*commActed), window: int64(20 * time.Second)}
+}
+
+// noteActed records that comm acted in tree at ts (unix ns). Bounded like
+// the pid map: when full, entries past the window are dropped first.
+func (p *procTable) noteActed(host, comm, tree string, ts int64) {
+	if comm == "" || tree == "" {
+		return
+	}
+	k := hostComm{host, comm}
+	if a := p.acted[k]; a != nil {
+		// In place: this runs for every exec and connect.
+		a.mixed = a.at >= ts-p.window && (a.mixed || a.tree != tree)
+		a.tree, a.at = tree, max(ts, a.at)
+		return
+	}
+	if len(p.acted) >= p.max {
+		for k, a := range p.acted {
+			if a.at < ts-p.window {
+				delete(p.acted, k)
+			}
+		}
+		if len(p.acted) >= p.max {
+			return
+		}
+	}
+	p.acted[k] = &commActed{tree: tree, at: ts}
+}
+
+// commTree returns the tree comm acted in on host, if it acted within
+// the window before end (unix ns) and in that tree only: a fork storm's
+// burst on comm:true joins the incident of the shell tree that ran true;
+// two unrelated shells acting in the same steps (comm:sh) leave the
+// anomaly keyed by its entity. The window is short because the processes
+// of a burst act in the burst's step, and a longer memory would hand a
+// comm's anomaly to an older, unrelated process of the same name.
+func (p *procTable) commTree(host, comm string, end int64) (string, bool) {
+	a := p.acted[hostComm{host, comm}]
+	if a == nil || a.at < end-p.window || a.mixed {
+		return "", false
+	}
+	return a.tree, true
 }
 
 func (p *procTable) put(host string, pid uint32, e procEntry) {

@@ -215,3 +215,41 @@ func TestProcTableHosts(t *testing.T) {
 		t.Errorf("local pid 21 inherited the remote pid 20's tree: %q", got)
 	}
 }
+
+// TestCommTree: a comm's tree names its series anomalies only when the
+// comm acted recently and in that tree alone.
+func TestCommTree(t *testing.T) {
+	sec := func(n int) int64 { return int64(n) * int64(time.Second) }
+	p := newProcTable(4, "", "h")
+	p.window = sec(2)
+	p.noteActed("h", "curl", "tree:curl/5@h", sec(10))
+	p.noteActed("h", "sh", "tree:sh/6@h", sec(10))
+	p.noteActed("h", "sh", "tree:sh/7@h", sec(11)) // another shell, same steps
+	p.noteActed("h", "cron", "tree:cron/8@h", sec(1))
+	p.noteActed("h", "cron", "tree:cron/9@h", sec(10)) // long after the first: not mixed
+	for _, c := range []struct {
+		host, comm string
+		end        int64
+		want       string
+	}{
+		{"h", "curl", sec(11), "tree:curl/5@h"},
+		{"h", "curl", sec(13), ""}, // acted too long ago
+		{"h", "sh", sec(11), ""},   // two trees
+		{"h", "cron", sec(11), "tree:cron/9@h"},
+		{"other", "curl", sec(11), ""},
+	} {
+		got, ok := p.commTree(c.host, c.comm, c.end)
+		if got != c.want || ok != (c.want != "") {
+			t.Errorf("commTree(%s, %s, %d) = %q, %v; want %q", c.host, c.comm, c.end, got, ok, c.want)
+		}
+	}
+	// Bounded: a full table drops stale entries for a new comm, or skips it.
+	p.noteActed("h", "a", "tree:a/1@h", sec(100))
+	p.noteActed("h", "b", "tree:b/1@h", sec(100))
+	p.noteActed("h", "c", "tree:c/1@h", sec(100))
+	p.noteActed("h", "d", "tree:d/1@h", sec(100))
+	p.noteActed("h", "e", "tree:e/1@h", sec(100))
+	if len(p.acted) > 4 {
+		t.Errorf("%d entries, max 4", len(p.acted))
+	}
+}
