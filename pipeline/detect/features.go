@@ -724,7 +724,7 @@ type procTable struct {
 type hostComm struct{ host, comm string }
 
 // commActed is the tree a comm last acted in, when, and whether another
-// tree used the same comm within commTreeWindow before that.
+// tree used the same comm within the window before that.
 type commActed struct {
 	tree  string
 	at    int64 // unix ns
@@ -755,7 +755,8 @@ func newProcTable(max int, procRoot, local string) *procTable {
 }
 
 // noteActed records that comm acted in tree at ts (unix ns). Bounded like
-// the pid map: when full, entries past the window are dropped first.
+// the pid map: when full, an arbitrary eighth is forgotten, so that a
+// flood of made-up comm names costs no more than any other exec.
 func (p *procTable) noteActed(host, comm, tree string, ts int64) {
 	if comm == "" || tree == "" {
 		return
@@ -768,13 +769,12 @@ func (p *procTable) noteActed(host, comm, tree string, ts int64) {
 		return
 	}
 	if len(p.acted) >= p.max {
-		for k, a := range p.acted {
-			if a.at < ts-p.window {
-				delete(p.acted, k)
+		drop := max(p.max/8, 1)
+		for k := range p.acted {
+			delete(p.acted, k)
+			if drop--; drop == 0 {
+				break
 			}
-		}
-		if len(p.acted) >= p.max {
-			return
 		}
 	}
 	p.acted[k] = &commActed{tree: tree, at: ts}

@@ -243,7 +243,7 @@ func TestCommTree(t *testing.T) {
 			t.Errorf("commTree(%s, %s, %d) = %q, %v; want %q", c.host, c.comm, c.end, got, ok, c.want)
 		}
 	}
-	// Bounded: a full table drops stale entries for a new comm, or skips it.
+	// Bounded: a full table forgets some entries to make room.
 	p.noteActed("h", "a", "tree:a/1@h", sec(100))
 	p.noteActed("h", "b", "tree:b/1@h", sec(100))
 	p.noteActed("h", "c", "tree:c/1@h", sec(100))
