@@ -278,11 +278,18 @@ func newDetection(cfg Config, log *slog.Logger, llmOpts llm.Options, st *storeCo
 		Reader:     ro,
 		Logger:     log.With("stage", "detect"),
 	})
+	var own func(pid uint32) bool
+	if sup := st.sup; sup != nil {
+		// The embedded ClickHouse is a child process: vigil's own pid is
+		// filtered in the kernel, the child's is not.
+		own = func(pid uint32) bool { return pid != 0 && int(pid) == sup.PID() }
+	}
 	det := detect.New(detect.Options{
 		Step:     cfg.Models.Step,
 		Learning: cfg.Models.Learning,
 		// /proc describes this machine only, not hosts sending to it.
 		LocalHost: cfg.HostName(),
+		Own:       own,
 		StateDir:  filepath.Join(cfg.DataDir, "models"),
 		Output:    sink,
 		Logger:    log.With("stage", "detect"),

@@ -348,7 +348,7 @@ func describeForTest(d *Detection) string {
 func TestAggregateAttackFeatures(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
 	defer mem.AssertSize(t, 0)
-	g := newAggregator(int64(time.Second), int64(time.Second/2), newProcTable(16, "", ""))
+	g := newAggregator(int64(time.Second), int64(time.Second/2), newProcTable(16, "", ""), nil)
 	var cats []catEvent
 	add := func(kind collector.Kind, rows ...row) {
 		b := makeBatch(t, mem, kind, rows...)

@@ -109,6 +109,14 @@ type Options struct {
 	// of other hosts (remote collectors) never consult it. Empty: every
 	// host is this one.
 	LocalHost string
+	// Own reports whether a process of the local host is part of Vigil
+	// itself: its embedded ClickHouse, a child process the probes' own
+	// filter does not cover. Its rows stay out of the series (its load
+	// follows whoever queries it, and would page someone for a
+	// dashboard refresh), while its events are still judged: a new
+	// binary, destination or sensitive file read by the database is
+	// news. Nil: no process is.
+	Own func(pid uint32) bool
 	// StateDir, if set, is where model checkpoints are written when Run
 	// ends (and every CheckpointEvery while it runs) and read from by New.
 	StateDir string
@@ -236,7 +244,7 @@ func New(o Options) *Detector {
 	d := &Detector{
 		o:     o,
 		out:   o.Output,
-		agg:   newAggregator(int64(o.Step), int64(o.Grace), newProcTable(o.MaxPIDs, o.ProcRoot, o.LocalHost)),
+		agg:   newAggregator(int64(o.Step), int64(o.Grace), newProcTable(o.MaxPIDs, o.ProcRoot, o.LocalHost), o.Own),
 		bank:  models.NewBank(o.Bank),
 		nov:   models.NewNovelty(o.Novelty),
 		corr:  models.NewCorrelator(o.Correlator),

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -264,5 +266,43 @@ func TestSteadyGrowthQuiet(t *testing.T) {
 	}
 	if rec.points < 2*4990 {
 		t.Errorf("%d points, want cron's and the host's series for (nearly) every step", rec.points)
+	}
+}
+
+// TestOwnProcessesOutOfSeries: Vigil's own engine (Options.Own) adds
+// nothing to any series, the host's included, but what it does is still
+// judged: its read of /etc/shadow is an anomaly.
+func TestOwnProcessesOutOfSeries(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	rec := &recorder{}
+	o := testOptions(rec, "")
+	o.Own = func(pid uint32) bool { return pid == 900 }
+	d := New(o)
+	s := 7 * time.Second
+	batches := append(learningBatchesIn(t, mem, ""),
+		makeBatch(t, mem, collector.KindSyscallCounts,
+			row{"ts": at(s), "host": "web-1", "pid": 900, "comm": "vigil", "syscall": "read", "count": 50000},
+			row{"ts": at(s), "host": "web-1", "pid": 300, "comm": "app", "syscall": "read", "count": 10}),
+		makeBatch(t, mem, collector.KindFile,
+			row{"ts": at(s + ms(5)), "host": "web-1", "pid": 900, "tid": 901, "comm": "vigil", "syscall": "openat", "path": "/etc/shadow"}),
+		// a known exec later closes the step
+		makeBatch(t, mem, collector.KindExec, execRow(at(15*time.Second), 100, 1, "bash", "/bin/bash", "")))
+	run(t, d, batches...)
+
+	for k := range rec.totals {
+		if strings.HasPrefix(k, "comm:vigil/") {
+			t.Errorf("own process has series %s", k)
+		}
+	}
+	for _, k := range []string{"host:web-1/" + SeriesSyscalls, "comm:app/" + SeriesSyscallsFile} {
+		if got := rec.totals[k]; got != 10 {
+			t.Errorf("%s = %v, want 10 (app's only)", k, got)
+		}
+	}
+	if !slices.ContainsFunc(rec.anomalies, func(a Detection) bool {
+		return strings.HasPrefix(a.Detector, "novelty/sensitive_file/") && a.Comm == "vigil"
+	}) {
+		t.Errorf("own process's /etc/shadow read not judged: %+v", rec.anomalies)
 	}
 }

@@ -249,11 +249,16 @@ type aggregator struct {
 	watermark int64
 	late      uint64
 	pids      *procTable
+	// own and discard keep Vigil's own processes out of the series (see
+	// Options.Own): their rows add to discard, which is never closed and
+	// is emptied as steps close.
+	own     func(pid uint32) bool
+	discard *stepAcc
 }
 
-func newAggregator(step, grace int64, pids *procTable) *aggregator {
+func newAggregator(step, grace int64, pids *procTable, own func(pid uint32) bool) *aggregator {
 	pids.window = 2 * step
-	return &aggregator{step: step, grace: grace, open: map[int64]*stepAcc{}, pids: pids}
+	return &aggregator{step: step, grace: grace, open: map[int64]*stepAcc{}, pids: pids, own: own, discard: newStepAcc(0)}
 }
 
 // acc returns the open step for ts, or nil if ts is late.
@@ -284,6 +289,9 @@ func (g *aggregator) acc(ts int64) *stepAcc {
 func (g *aggregator) due(wm int64, maxGap int) []*stepAcc {
 	if g.next == 0 {
 		return nil
+	}
+	if d := g.discard; d != nil && len(d.vals)+len(d.dests)+len(d.credit)+len(d.runq) > 0 {
+		g.discard = newStepAcc(0)
 	}
 	var out []*stepAcc
 	empties := 0
@@ -334,6 +342,9 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 			return nil, "", "", ""
 		}
 		h = host(i)
+		if g.own != nil && g.pids.isLocal(h) && g.own(uint32(pid(i))) {
+			s = g.discard
+		}
 		return s, hostKey(h), scopeKey(h, container(i)), commKey(h, comm(i))
 	}
 	// both adds v to the host and (if different) the scope entity.

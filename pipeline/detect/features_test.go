@@ -122,7 +122,7 @@ func TestAggregate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
 			defer mem.AssertSize(t, 0)
-			g := newAggregator(int64(time.Second), int64(time.Second/2), newProcTable(16, "", ""))
+			g := newAggregator(int64(time.Second), int64(time.Second/2), newProcTable(16, "", ""), nil)
 			var cats []string
 			b := makeBatch(t, mem, tc.kind, tc.rows...)
 			g.add(b.Kind, b.Record, func(e catEvent) {
@@ -190,7 +190,7 @@ func TestEscalation(t *testing.T) {
 // counters read zero), but a long silence is not replayed step by step.
 func TestDueZeroFillsAndSkipsSilence(t *testing.T) {
 	step := int64(time.Second)
-	g := newAggregator(step, step/2, newProcTable(16, "", ""))
+	g := newAggregator(step, step/2, newProcTable(16, "", ""), nil)
 	g.acc(at(0).UnixNano())
 	g.acc(at(3 * time.Second).UnixNano())
 	steps := g.due(at(4*time.Second+time.Duration(step/2)).UnixNano(), 60)
