@@ -432,7 +432,16 @@ func (v *vigil) query(ctx context.Context, sql string) ([]map[string]any, error)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("clickhouse query: %w", err)
+		// Say whether vigil itself is gone, with the end of what it
+		// printed: the engine being down is a finding, not a bench bug.
+		state := "vigil up is still running"
+		select {
+		case <-v.exited:
+			state = "vigil up has exited"
+		default:
+		}
+		out := v.output()
+		return nil, fmt.Errorf("clickhouse query: %w (%s; its output ends:\n%s)", err, state, out[max(0, len(out)-4000):])
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
