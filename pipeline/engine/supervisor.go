@@ -33,8 +33,9 @@ type Supervisor struct {
 	// closeErr is written by the monitor before it closes done.
 	closeErr error
 
-	mu  sync.Mutex // guards pid
-	pid int        // the running child's pid, 0 between children
+	// pid is the running child's pid, 0 between children. Atomic: the
+	// detector asks for it on every telemetry row (detect.Options.Own).
+	pid atomic.Int64
 
 	// restarts counts children started after the first.
 	restarts atomic.Uint64
@@ -150,17 +151,9 @@ func (s *Supervisor) Close() error {
 func (s *Supervisor) Done() <-chan struct{} { return s.done }
 
 // PID is the running child's process id, 0 while none runs.
-func (s *Supervisor) PID() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.pid
-}
+func (s *Supervisor) PID() int { return int(s.pid.Load()) }
 
-func (s *Supervisor) setPID(pid int) {
-	s.mu.Lock()
-	s.pid = pid
-	s.mu.Unlock()
-}
+func (s *Supervisor) setPID(pid int) { s.pid.Store(int64(pid)) }
 
 // StderrTail returns the last lines the child printed.
 func (s *Supervisor) StderrTail() string { return s.tail.String() }
