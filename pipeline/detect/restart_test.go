@@ -257,13 +257,7 @@ func FuzzIncidentCheckpoint(f *testing.F) {
 // nothing.
 func TestProcCheckpoint(t *testing.T) {
 	root := t.TempDir()
-	proc := func(pid, comm string) {
-		if err := os.MkdirAll(filepath.Join(root, pid), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		_ = os.WriteFile(filepath.Join(root, pid, "comm"), []byte(comm+"\n"), 0o644)
-		_ = os.WriteFile(filepath.Join(root, pid, "stat"), []byte(pid+" ("+comm+") S 1 1 1 0"), 0o644)
-	}
+	proc := func(pid, comm string) { fakeProc(t, root, pid, "1", comm) }
 	before := newProcTable(64, root, "h")
 	web := before.execTree("h", hostKey("h"), 30, 1, "websrv")
 	before.execTree("h", hostKey("h"), 31, 1, "cron")

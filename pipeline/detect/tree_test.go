@@ -71,14 +71,8 @@ func TestProcessTreesSplitIncidents(t *testing.T) {
 // the shell running a command it had not run before.
 func TestShellSessionTitle(t *testing.T) {
 	root := t.TempDir()
-	for _, p := range []struct{ pid, ppid, comm string }{{"10", "1", "sshd"}, {"20", "10", "bash"}} {
-		dir := filepath.Join(root, p.pid)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		_ = os.WriteFile(filepath.Join(dir, "comm"), []byte(p.comm+"\n"), 0o644)
-		_ = os.WriteFile(filepath.Join(dir, "stat"), []byte(p.pid+" ("+p.comm+") S "+p.ppid+" 1 1 0"), 0o644)
-	}
+	fakeProc(t, root, "10", "1", "sshd")
+	fakeProc(t, root, "20", "10", "bash")
 	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
 	defer mem.AssertSize(t, 0)
 	rec := &recorder{}
@@ -115,6 +109,21 @@ func TestShellSessionTitle(t *testing.T) {
 	}
 }
 
+// fakeProc writes a process's comm and stat under root, a stand-in for
+// /proc.
+func fakeProc(t testing.TB, root, pid, ppid, comm string) {
+	t.Helper()
+	dir := filepath.Join(root, pid)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{"comm": comm + "\n", "stat": pid + " (" + comm + ") S " + ppid + " 1 1 0"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // lastTitle is the title of incident id's last update.
 func lastTitle(rec *recorder, id string) string {
 	title := ""
@@ -132,17 +141,11 @@ func lastTitle(rec *recorder, id string) string {
 // shell that predates Vigil for the commands it runs.
 func TestProcTableTree(t *testing.T) {
 	root := t.TempDir()
-	proc := func(pid, ppid, comm string) {
-		dir := filepath.Join(root, pid)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		_ = os.WriteFile(filepath.Join(dir, "comm"), []byte(comm+"\n"), 0o644)
-		// a hostile comm with spaces and parentheses must not confuse the parser
-		_ = os.WriteFile(filepath.Join(dir, "stat"), []byte(pid+" ("+comm+") S "+ppid+" 1 1 0"), 0o644)
-	}
-	proc("10", "1", "sshd")      // predates Vigil
-	proc("31", "30", "bash) (x") // a subshell of 30, forked without exec
+	proc := func(pid, ppid, comm string) { fakeProc(t, root, pid, ppid, comm) }
+	proc("10", "1", "sshd") // predates Vigil
+	// a subshell of 30, forked without exec; a hostile comm with spaces
+	// and parentheses must not confuse the parser
+	proc("31", "30", "bash) (x")
 	p := newProcTable(64, root, "h")
 	const h = "h"
 	hk := hostKey(h)
@@ -194,11 +197,7 @@ func TestProcTableTree(t *testing.T) {
 // and /proc (this machine's) is never asked about a remote host's pid.
 func TestProcTableHosts(t *testing.T) {
 	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "10"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	_ = os.WriteFile(filepath.Join(root, "10", "comm"), []byte("sshd\n"), 0o644)
-	_ = os.WriteFile(filepath.Join(root, "10", "stat"), []byte("10 (sshd) S 1 1 1 0"), 0o644)
+	fakeProc(t, root, "10", "1", "sshd")
 	p := newProcTable(64, root, "local")
 
 	if c, ok := p.lookup("local", 10); !ok || c != "sshd" {
