@@ -461,6 +461,12 @@ func (w *Writer) replay(ctx context.Context, closing <-chan struct{}) {
 		if s == nil {
 			select {
 			case <-closing:
+				// Run spools its last rows before it closes closing, so a
+				// segment may have arrived since oldest looked (its wake
+				// and closing both ready, and select picked closing).
+				if w.oldest() != nil {
+					continue
+				}
 				return
 			case <-ctx.Done():
 				return
