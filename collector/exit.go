@@ -90,6 +90,6 @@ func (b *exitBuilder) append(raw []byte) error {
 	b.u32(11, e.Threads)
 	b.u64(12, e.CgroupId)
 	b.container(13, e.CgroupId)
-	b.env.procs.exit(e.Pid, e.BootNs)
+	b.env.procs.exit(e)
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	execbpf "github.com/vigil-dev/vigil/bpf/exec"
+	exitbpf "github.com/vigil-dev/vigil/bpf/exit"
 )
 
 // Process is what the collector knows about a process: seeded from /proc
@@ -159,16 +160,19 @@ func (t *procTable) exec(e *execbpf.ProbeExecEvent) {
 	t.procs[p.Pid] = p
 }
 
-// exit marks a process exited at bootNs; it is dropped later, oldest
-// first. An exit for an unknown process leaves a placeholder for its exec,
-// which may still be on its way.
-func (t *procTable) exit(pid uint32, bootNs uint64) {
+// exit marks a process exited at the event's time; it is dropped later,
+// oldest first. An exit for an unknown process (a fork that never called
+// exec, or one whose exec is still on its way) leaves a placeholder with the
+// exit's name and parent, so that the process's last syscall counts, read
+// after it is gone from /proc, still have a name; its exec, if it comes,
+// replaces it.
+func (t *procTable) exit(e *exitbpf.ProbeExitEvent) {
 	if t == nil {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	p, ok := t.procs[pid]
+	p, ok := t.procs[e.Pid]
 	if ok && p.Exited {
 		return
 	}
@@ -179,11 +183,11 @@ func (t *procTable) exit(pid uint32, bootNs uint64) {
 		if len(t.procs) >= maxProcs {
 			t.evictLocked()
 		}
-		cp.Pid = pid
+		cp.Pid, cp.PPid, cp.Comm = e.Pid, e.Ppid, string(cstring(e.Comm[:]))
 	}
-	cp.Exited, cp.exitNs = true, bootNs
-	t.procs[pid] = &cp
-	t.exited = append(t.exited, pid)
+	cp.Exited, cp.exitNs = true, e.BootNs
+	t.procs[e.Pid] = &cp
+	t.exited = append(t.exited, e.Pid)
 	if len(t.exited) > maxExited {
 		old := t.exited[0]
 		t.exited = t.exited[1:]
@@ -191,6 +195,19 @@ func (t *procTable) exit(pid uint32, bootNs uint64) {
 			delete(t.procs, old)
 		}
 	}
+}
+
+// comm returns the name the table holds for pid, without reading /proc.
+func (t *procTable) comm(pid uint32) string {
+	if t == nil {
+		return ""
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if p, ok := t.procs[pid]; ok {
+		return p.Comm
+	}
+	return ""
 }
 
 // get returns a copy of a process, reading /proc for one not seen yet.

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -127,7 +128,8 @@ var privSchema = arrow.NewSchema([]arrow.Field{
 //	ts           timestamp[ns, UTC]  end of the interval (harvest time)
 //	host         dictionary<string>
 //	pid          uint32
-//	comm         dictionary<string>  from /proc at harvest time; empty if it exited
+//	comm         dictionary<string>  from /proc at harvest time, else from the process
+//	                                 table (exec or exit event); empty if neither
 //	syscall      dictionary<string>  name (x86-64), or the number if unknown
 //	count        uint64              calls in the interval
 //	interval_ns  uint64              length of the interval
@@ -597,7 +599,7 @@ func (h *countsHarvester) harvest(mem memory.Allocator, e *env) (arrow.RecordBat
 	for k, n := range h.sums {
 		b.start(ts)
 		b.u32(2, k.Tgid)
-		b.dict(3, h.comm(k.Tgid))
+		b.dict(3, h.comm(k.Tgid, e.procs))
 		b.dict(4, syscallName(k.Nr))
 		b.u64(5, n)
 		b.u64(6, interval)
@@ -635,13 +637,19 @@ func (h *countsHarvester) drainHalf(half uint32, ncpu int) error {
 	return nil
 }
 
-// comm reads a process's name from /proc once per harvest.
-func (h *countsHarvester) comm(pid uint32) []byte {
+// comm reads a process's name from /proc once per harvest. A process that
+// has exited since its last counted call (most short-lived ones) is named by
+// the process table, which keeps exited processes for a while with the name
+// from their exec or exit event.
+func (h *countsHarvester) comm(pid uint32, procs *procTable) []byte {
 	if c, ok := h.comms[pid]; ok {
 		return c
 	}
-	c, _ := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/comm")
-	c = []byte(strings.TrimSuffix(string(c), "\n"))
+	c, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/comm")
+	if err != nil {
+		c = []byte(procs.comm(pid))
+	}
+	c = bytes.TrimSuffix(c, []byte("\n"))
 	h.comms[pid] = c
 	return c
 }

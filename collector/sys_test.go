@@ -174,6 +174,33 @@ func TestSyscallCounts(t *testing.T) {
 	}
 }
 
+// TestSyscallCountsNameExited checks that the counts of a process that is
+// gone by the harvest (most short-lived ones) carry its name, from the
+// process table, not an empty comm.
+func TestSyscallCountsNameExited(t *testing.T) {
+	_, out := startCollector(t, Options{Probes: []string{"syscalls", "exit"}, FlushInterval: 100 * time.Millisecond})
+	pid, _ := runHelper(t, nil, "getppid", "3000")
+	var rows []row
+	out.until(t, 10*time.Second, "3000 getppid counted", func() bool {
+		rows = rows[:0]
+		var sum uint64
+		for _, r := range out.seen[KindSyscallCounts] {
+			if r.uint(t, "pid") == uint64(pid) {
+				rows = append(rows, r)
+				if r.str("syscall") == "getppid" {
+					sum += r.uint(t, "count")
+				}
+			}
+		}
+		return sum >= 3000
+	})
+	for _, r := range rows {
+		if got := r.str("comm"); got != helperComm() {
+			t.Errorf("pid %d %s: comm %q, want %q", pid, r.str("syscall"), got, helperComm())
+		}
+	}
+}
+
 func TestCompilePatterns(t *testing.T) {
 	ps, err := compilePatterns([]string{"/etc/shadow", "~/.ssh", "/proc/*/mem"})
 	if err != nil {
