@@ -182,7 +182,9 @@ type Health struct {
 	LLM        ComponentHealth `json:"llm"`
 	// Drops is the cumulative count of events lost (ring buffer, spool).
 	Drops uint64 `json:"drops"`
-	// IngestLag is how far the newest stored row is behind now, in seconds.
+	// IngestLag is how long the oldest row received but not yet in
+	// ClickHouse has waited, in seconds: 0 when ClickHouse has everything
+	// (rows batching in memory, at most a second, aside).
 	IngestLag float64 `json:"ingest_lag_s"`
 	// ProbeRates and HostRates are events per second over the last interval.
 	ProbeRates map[string]float64 `json:"probe_rates"`

@@ -335,10 +335,29 @@ func TestUpStoresExecInClickHouseAndStopsClean(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`vigil_probe_events_total{kind="exec",probe="exec"}`, "vigil_store_insert_seconds_bucket", `vigil_probe_ring_size_bytes{kind="exec",probe="exec"}`, "vigil_llm_requests_total", "vigil_spool_bytes", "vigil_pipeline_queue_depth", "vigil_ui_clients", "vigil_anomalies_total"} {
+	for _, want := range []string{`vigil_probe_events_total{kind="exec",probe="exec"}`, "vigil_store_insert_seconds_bucket", `vigil_probe_ring_size_bytes{kind="exec",probe="exec"}`, "vigil_llm_requests_total", "vigil_spool_bytes", "vigil_spool_waiting_seconds", "vigil_pipeline_queue_depth", "vigil_ui_clients", "vigil_anomalies_total"} {
 		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 			t.Errorf("/metrics: status %d, no %s:\n%.1500s", resp.StatusCode, want, body)
 		}
+	}
+
+	// Ingest lag is how long rows wait for ClickHouse, which is up: a
+	// fraction of a second, whenever the host last ran a program.
+	req, _ = http.NewRequest("GET", "http://"+u.listen+"/api/health", nil)
+	req.Header.Set("Authorization", "Bearer "+u.token)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats struct {
+		Health struct {
+			IngestLag *float64 `json:"ingest_lag_s"`
+		} `json:"health"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&stats)
+	resp.Body.Close()
+	if lag := stats.Health.IngestLag; err != nil || lag == nil || *lag < 0 || *lag > 5 {
+		t.Errorf("/api/health: ingest_lag_s %v (err %v), want 0-5 s with ClickHouse up", lag, err)
 	}
 
 	// An analyst's question, answered offline by a template, through the

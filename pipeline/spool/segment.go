@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -44,6 +45,9 @@ type segment struct {
 	rows  int
 	kind  collector.Kind
 	token string
+	// since is when its oldest row reached the spool; for a segment left by
+	// an earlier run, the file's modification time (its rows are older).
+	since time.Time
 }
 
 func segName(seq uint64) string { return fmt.Sprintf("%020d%s", seq, segExt) }
@@ -183,7 +187,7 @@ func scanDir(dir string) ([]*segment, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &segment{seq: seq, path: filepath.Join(dir, name), size: info.Size()}
+		s := &segment{seq: seq, path: filepath.Join(dir, name), size: info.Size(), since: info.ModTime()}
 		if f, err := os.Open(s.path); err == nil {
 			// The header is enough to account the segment; rows are
 			// counted when it is replayed.

@@ -140,6 +140,10 @@ type Stats struct {
 	// Segments and Bytes are on disk now, waiting for ClickHouse.
 	Segments int   `json:"segments"`
 	Bytes    int64 `json:"bytes"`
+	// Waiting is how long the oldest of them has waited since its first
+	// row reached the spool: 0 when ClickHouse has everything spooled.
+	// Rows still batching in memory (at most MaxDelay) are not counted.
+	Waiting time.Duration `json:"waiting_ns"`
 	MaxBytes int64 `json:"max_bytes"`
 	// DroppedRows per table: rows refused because the spool was full or
 	// could not be written.
@@ -248,7 +252,10 @@ func (w *Writer) register(reg prometheus.Registerer) error {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_spool_bytes", Help: "Bytes of segments waiting for ClickHouse."},
 			func() float64 { return float64(w.Stats().Bytes) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_spool_segments", Help: "Segments waiting for ClickHouse."},
-			func() float64 { return float64(w.Stats().Segments) }))
+			func() float64 { return float64(w.Stats().Segments) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_spool_waiting_seconds",
+			Help: "How long the oldest segment waiting for ClickHouse has waited; 0 when none waits."},
+			func() float64 { return w.Stats().Waiting.Seconds() }))
 	var errs []error
 	for _, c := range cs {
 		errs = append(errs, reg.Register(c))
@@ -263,6 +270,9 @@ func (w *Writer) Stats() Stats {
 		DroppedRows: map[string]uint64{}}
 	w.mu.Lock()
 	s.Segments, s.Bytes = len(w.segs), w.bytes
+	if len(w.segs) > 0 {
+		s.Waiting = max(0, time.Since(w.segs[0].since))
+	}
 	w.mu.Unlock()
 	w.dropMu.Lock()
 	for k, v := range w.dropped {
@@ -379,7 +389,7 @@ func (w *Writer) spoolDue(cutoff time.Time) {
 // spool writes a kind's pending rows as one segment and wakes the replay
 // goroutine, or drops them (counted) if the spool is full or unwritable.
 func (w *Writer) spool(kind collector.Kind, p *pendingKind) {
-	recs, rows := p.recs, p.rows
+	recs, rows, since := p.recs, p.rows, p.oldest
 	p.recs, p.rows = nil, 0
 	defer release(recs)
 	token := w.opts.TokenPrefix + "-" + string(kind) + "-" + strconv.FormatUint(w.tokenSeq.Add(1), 10)
@@ -404,7 +414,7 @@ func (w *Writer) spool(kind collector.Kind, p *pendingKind) {
 	w.spooled.Add(uint64(rows))
 	w.mu.Lock()
 	w.segs = append(w.segs, &segment{seq: w.seq, path: filepath.Join(w.opts.Dir, name), size: int64(len(data)),
-		rows: rows, kind: kind, token: token})
+		rows: rows, kind: kind, token: token, since: since})
 	w.bytes += int64(len(data))
 	w.mu.Unlock()
 	select {

@@ -105,8 +105,15 @@ func TestOutageThenRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, w1, execBatch(t, 0, 10), execBatch(t, 10, 10), execBatch(t, 20, 10))
-	if st := w1.Stats(); st.SpooledRows != 30 || st.Segments != 3 || ch.rows() != 0 {
+	st := w1.Stats()
+	if st.SpooledRows != 30 || st.Segments != 3 || ch.rows() != 0 {
 		t.Fatalf("after outage: %+v, %d rows in ClickHouse", st, ch.rows())
+	}
+	// The dashboard's ingest lag: how long the oldest waiting row has
+	// waited, growing while ClickHouse is down.
+	time.Sleep(20 * time.Millisecond)
+	if later := w1.Stats().Waiting; st.Waiting <= 0 || later < st.Waiting+20*time.Millisecond {
+		t.Errorf("waiting %v, then %v 20ms later: want it positive and growing", st.Waiting, later)
 	}
 	// An unfinished write from a crash is not acknowledged data: removed.
 	if err := os.WriteFile(filepath.Join(dir, "00000000000000000099.seg.tmp"), []byte("half"), 0o600); err != nil {
@@ -120,12 +127,15 @@ func TestOutageThenRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := w2.Stats(); st.Segments != 3 {
-		t.Fatalf("restart sees %d segments", st.Segments)
+	if st := w2.Stats(); st.Segments != 3 || st.Waiting <= 0 {
+		t.Fatalf("restart sees %d segments waiting %v", st.Segments, st.Waiting)
 	}
 	run(t, w2, execBatch(t, 30, 10))
 	if ch.rows() != 40 || len(ch.order) != 4 {
 		t.Fatalf("%d rows in %d inserts, want 40 in 4", ch.rows(), len(ch.order))
+	}
+	if st := w2.Stats(); st.Waiting != 0 {
+		t.Errorf("nothing left to insert, yet waiting %v", st.Waiting)
 	}
 	for i, first := range ch.order {
 		if first != uint64(i*10) {

@@ -149,7 +149,7 @@ function renderTiles() {
     tile("LLM", stateBadge(hl.llm && hl.llm.state), str(hl.llm && hl.llm.detail)),
     tile("Events/s", fmtNum(total), `${Object.keys(hl.probe_rates || {}).length} probes, ${Object.keys(hl.host_rates || {}).length} hosts`),
     tile("Drops", fmtNum(Number(hl.drops)), drops != null ? `${fmtNum(drops)}/s now` : "", Number(drops) > 0 ? "warn" : ""),
-    tile("Ingest lag", fmtNum(Number(hl.ingest_lag_s), 2) + " s", "newest stored row vs now", Number(hl.ingest_lag_s) > 10 ? "warn" : ""),
+    tile("Ingest lag", fmtNum(Number(hl.ingest_lag_s), 2) + " s", "oldest row not yet in ClickHouse", Number(hl.ingest_lag_s) > 10 ? "warn" : ""),
     tile("Dashboard clients", hub ? String(hub.clients) : "–", hub ? `${fmtNum(hub.kicked)} slow dropped · ${fmtNum(hub.dropped)} shed` : ""));
 }
 
