@@ -5,6 +5,7 @@ import (
 	"encoding/gob"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -338,6 +339,28 @@ func (n *Novelty) baseline(k baselineKey, now int64) *baseline {
 }
 
 // scopeSeen records a sighting of scope and returns when it was first seen.
+// Learning reports how many of the scopes whose names start with prefix
+// (say "host:") are still in their learning period at now, and when the
+// last of them leaves it: what an on-call engineer needs to know about a
+// quiet dashboard on a new install. It does not touch recency.
+func (n *Novelty) Learning(prefix string, now time.Time) (count int, until time.Time) {
+	t := now.UnixNano()
+	var last int64
+	for k, i := range n.scopes.slots {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		if end := n.scopeFirst[i] + int64(n.o.Learning); end > t {
+			count++
+			last = max(last, end)
+		}
+	}
+	if count == 0 {
+		return 0, time.Time{}
+	}
+	return count, time.Unix(0, last).UTC()
+}
+
 func (n *Novelty) scopeSeen(scope string, now int64) int64 {
 	if i, ok := n.scopes.get(scope); ok {
 		return n.scopeFirst[i]

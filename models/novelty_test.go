@@ -172,3 +172,35 @@ func TestNoveltyShellPair(t *testing.T) {
 		}
 	}
 }
+
+// TestNoveltyLearning checks the learning report the dashboard shows: per
+// host scope, from its first event, containers not counted as hosts.
+func TestNoveltyLearning(t *testing.T) {
+	n := NewNovelty(NoveltyOptions{Learning: time.Hour})
+	t0 := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	see := func(after time.Duration, scope string) {
+		n.Observe(Event{Time: t0.Add(after), Entity: "comm:x@" + scope, Scope: scope, Kind: KindBinary, Value: "/bin/x"})
+	}
+	see(0, "host:a")
+	see(30*time.Minute, "host:b")
+	see(50*time.Minute, "container:c1@a")
+	see(55*time.Minute, "host:a") // a later event does not restart a's hour
+	for _, c := range []struct {
+		at    time.Duration
+		count int
+		until time.Duration
+	}{
+		{45 * time.Minute, 2, 90 * time.Minute},
+		{61 * time.Minute, 1, 90 * time.Minute},
+		{2 * time.Hour, 0, 0},
+	} {
+		count, until := n.Learning("host:", t0.Add(c.at))
+		want := time.Time{}
+		if c.count > 0 {
+			want = t0.Add(c.until)
+		}
+		if count != c.count || !until.Equal(want) {
+			t.Errorf("at +%v: %d hosts learning until %v, want %d until %v", c.at, count, until, c.count, want)
+		}
+	}
+}

@@ -42,6 +42,8 @@ func TestBrowser(t *testing.T) {
 	b.WaitText("#status", "live", 10*time.Second)
 	waitClients(t, s, 1)
 	b.WaitText("#tiles", "ClickHouse", 5*time.Second)
+	b.WaitText("#tiles", "until 04:21 UTC", 5*time.Second) // the Models tile
+	b.WaitText("#status", "learning", 5*time.Second)
 	time.Sleep(2 * time.Second) // a few chart points
 	b.Screenshot("overview")
 
@@ -112,6 +114,14 @@ func TestBrowser(t *testing.T) {
 	b.Click(`#nav a[data-route="anomalies"]`)
 	b.WaitText("#anomalies", "nginx worker spawned a shell", 5*time.Second)
 	b.Screenshot("anomalies")
+	// A filter nothing matches says so, and why the page may be quiet.
+	b.Type(`input[name="host"]`, "no-such-host")
+	b.WaitText("#anomalies", "No anomalies match the filter. Models are learning: new binaries", 5*time.Second)
+	// Cleared as a user would select it all and delete (a click would put
+	// the caret inside the text).
+	browsertest.Eval[bool](b, `(() => { const el = document.querySelector('input[name="host"]'); el.value = "";
+		return el.dispatchEvent(new Event("input")); })()`)
+	b.WaitText("#anomalies", "nginx worker spawned a shell", 5*time.Second)
 
 	// An incident published live appears in the list; clicking opens it.
 	b.Click(`#nav a[data-route="incidents"]`)

@@ -137,6 +137,7 @@ func (f *fakeSource) Health(context.Context) (Health, error) {
 		TS:         time.Now().UTC(),
 		ClickHouse: ComponentHealth{State: StateOK, Detail: "embedded, 12 tables"},
 		LLM:        ComponentHealth{State: StateDegraded, Detail: "offline summarizer"},
+		Models:     ComponentHealth{State: StateLearning, Detail: "new binaries on this host are learned silently until 04:21 UTC; 42 series scored"},
 		Drops:      uint64(s * 3),
 		IngestLag:  0.4 + 0.2*math.Sin(s),
 		ProbeRates: map[string]float64{"exec": w(40, 15, 3), "connect": w(120, 40, 5), "syscall_counts": w(300, 60, 7)},

@@ -165,7 +165,8 @@ const (
 	StateOK       = "ok"
 	StateDegraded = "degraded"
 	StateDown     = "down"
-	StateOff      = "off" // not configured
+	StateOff      = "off"      // not configured
+	StateLearning = "learning" // running, not alerting on everything yet
 )
 
 // ComponentHealth is the state of one dependency.
@@ -180,6 +181,9 @@ type Health struct {
 	TS         time.Time       `json:"ts"`
 	ClickHouse ComponentHealth `json:"clickhouse"`
 	LLM        ComponentHealth `json:"llm"`
+	// Models is StateLearning while a host's novelty baselines are still
+	// learned silently, with when that ends in Detail.
+	Models ComponentHealth `json:"models"`
 	// Drops is the cumulative count of events lost (ring buffer, spool).
 	Drops uint64 `json:"drops"`
 	// IngestLag is how long the oldest row received but not yet in

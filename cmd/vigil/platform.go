@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -97,7 +98,30 @@ func (p *platform) Health(ctx context.Context) (ui.Health, error) {
 			h.Drops += s.DropRows
 		}
 	}
+	if p.detect != nil {
+		h.Models = modelsHealth(p.detect.Stats())
+	}
 	return h, nil
+}
+
+// modelsHealth says whether the models are alerting yet: on a new install
+// a quiet dashboard is the learning period, not a broken pipeline.
+func modelsHealth(st detect.Stats) ui.ComponentHealth {
+	series := fmt.Sprintf("%d series scored", st.Series)
+	switch {
+	case st.Points == 0:
+		return ui.ComponentHealth{State: ui.StateLearning, Detail: "waiting for the first step of telemetry"}
+	case st.HostsLearning > 0:
+		hosts := "this host"
+		if st.HostsLearning > 1 {
+			hosts = fmt.Sprintf("%d hosts", st.HostsLearning)
+		}
+		return ui.ComponentHealth{State: ui.StateLearning,
+			Detail: fmt.Sprintf("new binaries, exec pairs, sensitive files and privilege changes on %s are learned silently until %s UTC; %s",
+				hosts, st.LearningUntil.Format("15:04"), series)}
+	default:
+		return ui.ComponentHealth{State: ui.StateOK, Detail: series}
+	}
 }
 
 // askAdapter serves the dashboard's ask box from the query layer. The page

@@ -221,6 +221,9 @@ const maxAnomalyIDs = 256
 
 type counters struct {
 	batches, rows, late, points, anomalies, incidents, droppedSeries, immaterial atomic.Uint64
+	// As of the last closed step: series fed, hosts still learning and
+	// when the last of them stops (Unix ns, 0 when none).
+	series, hostsLearning, learningUntil atomic.Int64
 }
 
 // Stats is a snapshot of the detector's counters.
@@ -234,6 +237,13 @@ type Stats struct {
 	DroppedSeries uint64 `json:"dropped_series"`
 	// Immaterial counts numeric alerts not reported (see NumericMinRatio).
 	Immaterial uint64 `json:"immaterial_numeric"`
+	// Series were fed at the last closed step.
+	Series int `json:"series"`
+	// HostsLearning are hosts whose new binaries, exec pairs and other
+	// categorical values are still learned silently (Options.Learning);
+	// LearningUntil is when the last of them starts alerting on them.
+	HostsLearning int       `json:"hosts_learning"`
+	LearningUntil time.Time `json:"learning_until,omitzero"`
 }
 
 // New returns a Detector, restoring the models from Options.StateDir when a
@@ -265,11 +275,16 @@ func New(o Options) *Detector {
 
 // Stats returns the counters.
 func (d *Detector) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Batches: d.stats.batches.Load(), Rows: d.stats.rows.Load(), LateRows: d.stats.late.Load(),
 		Points: d.stats.points.Load(), Anomalies: d.stats.anomalies.Load(), Incidents: d.stats.incidents.Load(),
 		DroppedSeries: d.stats.droppedSeries.Load(), Immaterial: d.stats.immaterial.Load(),
+		Series: int(d.stats.series.Load()), HostsLearning: int(d.stats.hostsLearning.Load()),
 	}
+	if ns := d.stats.learningUntil.Load(); ns != 0 {
+		st.LearningUntil = time.Unix(0, ns).UTC()
+	}
+	return st
 }
 
 // Run implements pipeline.Consumer. When in closes it closes the steps
@@ -376,6 +391,14 @@ func (d *Detector) closeStep(s *stepAcc) {
 	d.emitSeriesAnomalies(s, found, end)
 	d.bank.EvictIdle(end.Add(-time.Duration(d.o.IdleSteps+1) * d.o.Step))
 	d.stats.points.Add(uint64(len(pts)))
+	d.stats.series.Store(int64(len(pts)))
+	n, until := d.nov.Learning(hostKey(""), end) // every host's key starts so
+	d.stats.hostsLearning.Store(int64(n))
+	if n == 0 {
+		d.stats.learningUntil.Store(0)
+	} else {
+		d.stats.learningUntil.Store(until.UnixNano())
+	}
 	if len(pts) > 0 {
 		d.out.Points(end, pts)
 	}

@@ -272,6 +272,30 @@ func TestSteadyGrowthQuiet(t *testing.T) {
 // TestOwnProcessesOutOfSeries: Vigil's own engine (Options.Own) adds
 // nothing to any series, the host's included, but what it does is still
 // judged: its read of /etc/shadow is an anomaly.
+// TestStatsLearning checks what the dashboard's Models tile reads: series
+// scored, and whether the host is still learning and until when.
+func TestStatsLearning(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	d := New(testOptions(&recorder{}, ""))
+	bs := learningBatchesIn(t, mem, "")
+	for _, b := range bs[3:] {
+		b.Record.Release()
+	}
+	run(t, d, bs[:3]...) // 0-2 s of a 5 s learning period
+	if st := d.Stats(); st.Series == 0 || st.HostsLearning != 1 || !st.LearningUntil.Equal(at(5*time.Second)) {
+		t.Errorf("during learning: %d series, %d hosts learning until %v; want some, 1 until %v",
+			st.Series, st.HostsLearning, st.LearningUntil, at(5*time.Second))
+	}
+
+	d = New(testOptions(&recorder{}, ""))
+	run(t, d, append(learningBatchesIn(t, mem, ""),
+		makeBatch(t, mem, collector.KindExec, execRow(at(15*time.Second), 100, 1, "bash", "/bin/bash", "")))...)
+	if st := d.Stats(); st.HostsLearning != 0 || !st.LearningUntil.IsZero() {
+		t.Errorf("after learning: %d hosts learning until %v, want none", st.HostsLearning, st.LearningUntil)
+	}
+}
+
 func TestOwnProcessesOutOfSeries(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
 	defer mem.AssertSize(t, 0)

@@ -140,11 +140,11 @@ type Stats struct {
 	// Segments and Bytes are on disk now, waiting for ClickHouse.
 	Segments int   `json:"segments"`
 	Bytes    int64 `json:"bytes"`
-	// Waiting is how long the oldest of them has waited since its first
+	MaxBytes int64 `json:"max_bytes"`
+	// Waiting is how long the oldest segment has waited since its first
 	// row reached the spool: 0 when ClickHouse has everything spooled.
 	// Rows still batching in memory (at most MaxDelay) are not counted.
 	Waiting time.Duration `json:"waiting_ns"`
-	MaxBytes int64 `json:"max_bytes"`
 	// DroppedRows per table: rows refused because the spool was full or
 	// could not be written.
 	DroppedRows map[string]uint64 `json:"dropped_rows"`

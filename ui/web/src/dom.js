@@ -111,7 +111,7 @@ export function severityBadge(sev) {
 
 export function stateBadge(state) {
   const s = str(state) || "unknown";
-  const known = ["ok", "degraded", "down", "off", "open", "summarizing", "resolved", "closed"].includes(s) ? s : "unknown";
+  const known = ["ok", "degraded", "down", "off", "learning", "open", "summarizing", "resolved", "closed"].includes(s) ? s : "unknown";
   return h("span", { class: `state state-${known}`, text: s });
 }
 

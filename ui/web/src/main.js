@@ -54,6 +54,7 @@ const status = {
         this.link === "live" ? "live" : this.link === "connecting" ? "connecting…" : "offline, retrying"),
       h("span", { class: "kv" }, "ClickHouse ", hl ? stateBadge(hl.clickhouse && hl.clickhouse.state) : stateBadge("unknown")),
       h("span", { class: "kv" }, "LLM ", hl ? stateBadge(hl.llm && hl.llm.state) : stateBadge("unknown")),
+      hl && hl.models ? h("span", { class: "kv", title: str(hl.models.detail) }, "Models ", stateBadge(hl.models.state)) : null,
       h("span", { class: "kv muted", title: "last stats message" },
         store.lastStatsTS ? fmtTime(store.lastStatsTS) + " UTC" : "no stats yet",
         age !== null && age > 3 ? ` (${age}s ago)` : ""));

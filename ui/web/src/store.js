@@ -1,7 +1,7 @@
 // The page's state, fed by websocket messages and API catch-ups. Every list
 // is bounded so a busy host cannot grow the tab's memory.
 import { api } from "./conn.js";
-import { toMillis } from "./dom.js";
+import { toMillis, str } from "./dom.js";
 
 export const MAX_EVENTS = 500; // per kind
 export const MAX_ANOMALIES = 500;
@@ -64,6 +64,13 @@ export const store = {
   // incidents: id -> incident, plus live summary text being streamed.
   incidents: new Map(),
   summaries: new Map(),
+
+  // learningNote explains a quiet page on a new install: the models are
+  // learning, not broken.
+  learningNote() {
+    const m = this.health && this.health.models;
+    return m && m.state === "learning" ? ` Models are learning: ${str(m.detail)}.` : "";
+  },
 
   receive(type, data) {
     switch (type) {

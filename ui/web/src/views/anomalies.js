@@ -40,7 +40,10 @@ export const ANOMALY_HEAD = ["time (UTC)", "severity", "host", "container", "pro
 
 function renderRows() {
   if (!tbody) return;
-  replace(tbody, list.map((a) => anomalyRow(a)));
+  const filtered = Object.values(filter).some(Boolean);
+  replace(tbody, list.length ? list.map((a) => anomalyRow(a))
+    : h("tr", null, h("td", { colspan: ANOMALY_HEAD.length, class: "empty",
+      text: (filtered ? "No anomalies match the filter." : "No anomalies yet.") + store.learningNote() })));
   replace(info, `${list.length} shown` + (list.length >= MAX_ANOMALIES ? ` (newest ${MAX_ANOMALIES})` : ""));
 }
 
@@ -96,6 +99,10 @@ export const anomalies = {
   onMessage(type, data) {
     if (type !== "anomaly" || !tbody || !data || !matches(data)) return;
     list.unshift(data);
+    if (list.length === 1) { // replaces the "no anomalies" row
+      renderRows();
+      return;
+    }
     tbody.insertBefore(anomalyRow(data), tbody.firstChild);
     if (list.length > MAX_ANOMALIES) {
       list.length = MAX_ANOMALIES;

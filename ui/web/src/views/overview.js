@@ -49,7 +49,7 @@ function renderAnomalies() {
       h("td", { class: "c-host", text: str(a.host) }),
       h("td", { class: "c-proc", text: str(a.process) }),
       h("td", { class: "c-summary", title: str(a.summary), text: str(a.summary) }))))))
-    : h("div", { class: "empty", text: "No anomalies yet." }));
+    : h("div", { class: "empty", text: "No anomalies yet." + store.learningNote() }));
 }
 
 async function loadAnomalies() {
@@ -147,6 +147,7 @@ function renderTiles() {
   replace(tiles,
     tile("ClickHouse", stateBadge(hl.clickhouse && hl.clickhouse.state), str(hl.clickhouse && hl.clickhouse.detail)),
     tile("LLM", stateBadge(hl.llm && hl.llm.state), str(hl.llm && hl.llm.detail)),
+    hl.models ? tile("Models", stateBadge(hl.models.state), str(hl.models.detail)) : null,
     tile("Events/s", fmtNum(total), `${Object.keys(hl.probe_rates || {}).length} probes, ${Object.keys(hl.host_rates || {}).length} hosts`),
     tile("Drops", fmtNum(Number(hl.drops)), drops != null ? `${fmtNum(drops)}/s now` : "", Number(drops) > 0 ? "warn" : ""),
     tile("Ingest lag", fmtNum(Number(hl.ingest_lag_s), 2) + " s", "oldest row not yet in ClickHouse", Number(hl.ingest_lag_s) > 10 ? "warn" : ""),
@@ -203,6 +204,7 @@ export const overview = {
     }
     if (type !== "stats") return;
     renderTiles();
+    if (latest.length === 0) renderAnomalies(); // the learning note follows health
     for (const c of charts) update(c);
   },
 };
