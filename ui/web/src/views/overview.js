@@ -128,7 +128,7 @@ function dropLagSeries(hist) {
 
 function tile(label, value, sub, cls) {
   return h("div", { class: "tile " + (cls || "") }, h("div", { class: "tile-label", text: label }),
-    h("div", { class: "tile-value" }, value), sub ? h("div", { class: "tile-sub", text: sub }) : null);
+    h("div", { class: "tile-value" }, value), sub ? h("div", { class: "tile-sub", title: sub, text: sub }) : null);
 }
 
 function renderTiles() {
