@@ -53,10 +53,14 @@ type Event struct {
 	// — since its first event of any kind — sets the learning period, not
 	// the baseline's: on a host watched for a week, the first process ever
 	// to read /etc/shadow is news. Empty means Entity.
-	Scope   string
-	Tree    string // process tree, carried to the anomaly for correlation
-	Kind    Kind
-	Value   string // "/usr/bin/curl", "nginx -> /bin/sh", "10.0.0.7:4444"
+	Scope string
+	Tree  string // process tree, carried to the anomaly for correlation
+	Kind  Kind
+	Value string // "/usr/bin/curl", "nginx -> /bin/sh", "10.0.0.7:4444"
+	// Key, if set, is what the baseline learns instead of Value: Value
+	// with the parts that differ on every run (a build directory's number)
+	// masked. The anomaly still shows Value.
+	Key     string
 	EventID uint64
 	// Escalation marks a privilege change by a non-root process that asks
 	// for root (a set*id call to 0, a capset) or gets it. When it is new or
@@ -240,7 +244,11 @@ func (n *Novelty) Observe(e Event) (Anomaly, bool) {
 	if !kindByScope[e.Kind] {
 		since = b.First
 	}
-	h := hashString(e.Value)
+	key := e.Key
+	if key == "" {
+		key = e.Value
+	}
+	h := hashString(key)
 	fk := fleetKey{e.Kind, h}
 	learning := now-since < int64(n.o.Learning) && !kindNoLearning[e.Kind]
 

@@ -272,6 +272,36 @@ func TestSteadyGrowthQuiet(t *testing.T) {
 // TestOwnProcessesOutOfSeries: Vigil's own engine (Options.Own) adds
 // nothing to any series, the host's included, but what it does is still
 // judged: its read of /etc/shadow is an anomaly.
+// TestBuildDirectoriesNotNovel: a test binary run from a new build
+// directory each time (a CI runner) is the binary learned, while a new name
+// in such a directory is still new, and is reported by its real path.
+func TestBuildDirectoriesNotNovel(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	rec := &recorder{}
+	d := New(testOptions(rec, ""))
+	batches := learningBatchesIn(t, mem, "")
+	batches = append(batches[:1], append([]collector.Batch{makeBatch(t, mem, collector.KindExec,
+		execRow(at(ms(500)), 300, 100, "x.test", "/tmp/go-build1111111/b001/x.test", ""))}, batches[1:]...)...)
+	batches = append(batches, makeBatch(t, mem, collector.KindExec,
+		execRow(at(7*time.Second), 301, 100, "x.test", "/tmp/go-build2222222/b001/x.test", ""),
+		execRow(at(7*time.Second+ms(10)), 302, 100, "evil", "/tmp/go-build2222222/b001/evil", "")),
+		makeBatch(t, mem, collector.KindExec, execRow(at(15*time.Second), 100, 1, "bash", "/bin/bash", "")))
+	run(t, d, batches...)
+
+	var novel []string
+	for _, a := range rec.anomalies {
+		if strings.HasPrefix(a.Detector, "novelty/") {
+			novel = append(novel, a.Detector+" "+a.Value)
+		}
+	}
+	want := []string{"novelty/binary/novel /tmp/go-build2222222/b001/evil", "novelty/exec_pair/novel bash -> /tmp/go-build2222222/b001/evil"}
+	slices.Sort(novel)
+	if !slices.Equal(novel, want) {
+		t.Errorf("novelty anomalies %q, want %q", novel, want)
+	}
+}
+
 // TestStatsLearning checks what the dashboard's Models tile reads: series
 // scored, and whether the host is still learning and until when.
 func TestStatsLearning(t *testing.T) {

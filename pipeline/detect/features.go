@@ -380,11 +380,13 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 			tree := g.pids.execTree(base.host, sc, base.pid, uint32(ppid(i)), c)
 			g.pids.noteActed(base.host, c, tree, ts(i))
 			e := base
-			e.ev = models.Event{Time: t, Entity: sc, Tree: tree, Kind: models.KindBinary, Value: file}
+			key := binaryKey(file)
+			e.ev = models.Event{Time: t, Entity: sc, Tree: tree, Kind: models.KindBinary, Value: file, Key: key}
 			cat(e)
 			if hasParent {
 				e := base
-				e.ev = models.Event{Time: t, Entity: sc, Tree: tree, Kind: models.KindExecPair, Value: parent + " -> " + file, FromShell: shells[parent]}
+				e.ev = models.Event{Time: t, Entity: sc, Tree: tree, Kind: models.KindExecPair, Value: parent + " -> " + file,
+					Key: parent + " -> " + key, FromShell: shells[parent]}
 				cat(e)
 			}
 		}
@@ -698,6 +700,67 @@ func normalizePath(p string) string {
 		return "/proc/<pid>"
 	}
 	return "/proc/<pid>/" + tail
+}
+
+// binaryKey is what the novelty baselines learn of an executable's path:
+// in its directories, runs of three or more digits, and tokens of 16 or
+// more letters and digits with a digit among them (mktemp and build
+// directories, store and layer hashes), become "#". A CI runner's
+// /tmp/go-build123/b001/x.test is then the binary it ran yesterday. The
+// file name is kept whole: a new name, or a known name in a new kind of
+// place, is still new.
+func binaryKey(p string) string {
+	slash := strings.LastIndexByte(p, '/')
+	if slash < 0 || strings.IndexAny(p[:slash], "0123456789") < 0 {
+		return p
+	}
+	var b strings.Builder
+	b.Grow(len(p))
+	for i := 0; i < slash; {
+		j := i
+		for j < slash && isAlnum(p[j]) {
+			j++
+		}
+		if j == i { // a separator
+			b.WriteByte(p[i])
+			i++
+			continue
+		}
+		writeMasked(&b, p[i:j])
+		i = j
+	}
+	b.WriteString(p[slash:])
+	return b.String()
+}
+
+// writeMasked writes one alphanumeric token of a path, masked as binaryKey
+// says.
+func writeMasked(b *strings.Builder, tok string) {
+	if len(tok) >= 16 && strings.IndexAny(tok, "0123456789") >= 0 {
+		b.WriteByte('#')
+		return
+	}
+	for i := 0; i < len(tok); {
+		j := i
+		for j < len(tok) && tok[j] >= '0' && tok[j] <= '9' {
+			j++
+		}
+		switch {
+		case j-i >= 3:
+			b.WriteByte('#')
+			i = j
+		case j > i:
+			b.WriteString(tok[i:j])
+			i = j
+		default:
+			b.WriteByte(tok[i])
+			i++
+		}
+	}
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 func hostPort(addr string, port uint64) string {

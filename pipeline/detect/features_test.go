@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -225,4 +226,60 @@ func TestParseEntity(t *testing.T) {
 			t.Errorf("parseEntity(%q) = %+v, want %+v", tc.key, got, tc.want)
 		}
 	}
+}
+
+func TestBinaryKey(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"/usr/bin/curl", "/usr/bin/curl"},
+		{"/usr/bin/sha256sum", "/usr/bin/sha256sum"}, // file names are kept whole
+		{"/usr/lib/python3.11/venv/bin/x", "/usr/lib/python3.11/venv/bin/x"},
+		{"/usr/lib/x86_64-linux-gnu/ld.so", "/usr/lib/x86_64-linux-gnu/ld.so"},
+		{"/tmp/go-build1005678476/b001/ui.test", "/tmp/go-build#/b#/ui.test"},
+		{"/tmp/go-build42/b001/ui.test", "/tmp/go-build42/b#/ui.test"},
+		{"/tmp/t/implant-1795577340056112015", "/tmp/t/implant-1795577340056112015"},
+		{"/snap/core22/1380/usr/bin/x", "/snap/core22/#/usr/bin/x"},
+		{"/nix/store/0c4cvh3kqg1zqf5rbd0i8bmwwmx0hpqv-bash-5.2/bin/bash", "/nix/store/#-bash-5.2/bin/bash"},
+		{"/var/lib/docker/overlay2/3f4e5d6c7b8a9f0e1d2c3b4a5f6e7d8c/merged/app", "/var/lib/docker/overlay2/#/merged/app"},
+		{"/tmp/abcdefghijklmnopqrstuv/x", "/tmp/abcdefghijklmnopqrstuv/x"}, // long but no digit: a name
+		{"", ""},
+		{"123", "123"},
+		{"123/x", "#/x"},
+		{"/a\xff12345/x", "/a\xff#/x"},
+	} {
+		if got := binaryKey(c.in); got != c.want {
+			t.Errorf("binaryKey(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// FuzzBinaryKey: the key never grows, keeps the file name and every byte
+// that is not a digit or letter, and is stable (masking a key changes
+// nothing).
+func FuzzBinaryKey(f *testing.F) {
+	for _, s := range []string{"/tmp/go-build1005678476/b001/ui.test", "/usr/bin/sha256sum", "", "\xff1234"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		k := binaryKey(p)
+		if len(k) > len(p) {
+			t.Fatalf("binaryKey(%q) = %q grew", p, k)
+		}
+		if name := p[strings.LastIndexByte(p, '/')+1:]; !strings.HasSuffix(k, name) {
+			t.Fatalf("binaryKey(%q) = %q changed the file name", p, k)
+		}
+		if kk := binaryKey(k); kk != k {
+			t.Fatalf("binaryKey not stable: %q -> %q -> %q", p, k, kk)
+		}
+		strip := func(s string) string {
+			return strings.Map(func(r rune) rune {
+				if r < 128 && isAlnum(byte(r)) || r == '#' {
+					return -1
+				}
+				return r
+			}, s)
+		}
+		if strip(k) != strip(p) {
+			t.Fatalf("binaryKey(%q) = %q changed a separator", p, k)
+		}
+	})
 }
