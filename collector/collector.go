@@ -51,8 +51,9 @@ type Options struct {
 	Logger *slog.Logger
 	// FilePatterns are the paths the file probe reports opens of; nil
 	// means DefaultFilePatterns. A pattern matches paths that start with
-	// it; one '*' stands for one path segment ("/proc/*/mem"), and "~/"
-	// expands to /root/ and /home/*/. At most 16 after expansion.
+	// it, or only itself if it ends in '$'; one '*' stands for one path
+	// segment ("/proc/*/mem$"), and "~/" expands to /root/ and /home/*/.
+	// At most 16 after expansion.
 	FilePatterns []string
 	// Signals the signal probe reports; nil means DefaultSignals.
 	Signals []syscall.Signal

@@ -46,7 +46,7 @@ var DefaultFilePatterns = []string{
 	"~/.kube",
 	"~/.gnupg",
 	"~/.docker/config.json",
-	"/proc/*/mem",
+	"/proc/*/mem$",
 }
 
 // fileSchema describes KindFile:
@@ -369,8 +369,10 @@ func (s *sysObject) attachPerSyscall(file, priv, exitsOnly bool) error {
 
 // compilePatterns turns path patterns into the kernel's form: a prefix,
 // optionally followed by one '*' (any characters but '/') and a suffix that
-// must follow it. "~/" expands to both /root/ and /home/*/. Every pattern
-// matches as a prefix: "/etc/sudoers" also matches /etc/sudoers.d/x.
+// must follow it. "~/" expands to both /root/ and /home/*/. A pattern
+// matches as a prefix ("/etc/sudoers" also matches /etc/sudoers.d/x)
+// unless it ends in '$': "/proc/*/mem$" is /proc/<pid>/mem and not
+// /proc/pressure/memory, which every memory-pressure monitor reads.
 func compilePatterns(list []string) ([]sysbpf.ProbePattern, error) {
 	if list == nil {
 		list = DefaultFilePatterns
@@ -395,12 +397,26 @@ func compilePatterns(list []string) ([]sysbpf.ProbePattern, error) {
 		}
 		var k sysbpf.ProbePattern
 		k.Used = 1
-		prefix, suffix, star := strings.Cut(p, "*")
+		body, exact := strings.CutSuffix(p, "$")
+		if strings.Contains(body, "$") {
+			return nil, fmt.Errorf("file pattern %q: '$' only at the end", p)
+		}
+		prefix, suffix, star := strings.Cut(body, "*")
+		if exact {
+			// The kernel compares the path's terminating NUL too: the
+			// path ends where the pattern does, at no cost in the
+			// verifier (an explicit end test made it give up).
+			if star {
+				suffix += "\x00"
+			} else {
+				prefix += "\x00"
+			}
+		}
 		if strings.Contains(suffix, "*") {
 			return nil, fmt.Errorf("file pattern %q: at most one '*'", p)
 		}
 		if len(prefix) > len(k.Prefix) || len(suffix) > len(k.Suffix) {
-			return nil, fmt.Errorf("file pattern %q: longer than %d bytes before or %d after '*'", p, len(k.Prefix), len(k.Suffix))
+			return nil, fmt.Errorf("file pattern %q: longer than %d bytes before or %d after '*' (a final '$' counts as one)", p, len(k.Prefix), len(k.Suffix))
 		}
 		k.PrefixLen = uint32(copy(k.Prefix[:], prefix))
 		if star {

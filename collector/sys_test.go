@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -102,15 +103,17 @@ func testFileProbe(t *testing.T, c sysHookCase) {
 	}
 	secret := filepath.Join(dir, "a1", "secret")
 	other := filepath.Join(dir, "a1", "x", "secret")
-	for _, p := range []string{secret, other} {
+	longer := filepath.Join(dir, "a1", "secretive") // '$': the path must end with the pattern
+	key, keys := filepath.Join(dir, "a1", "key"), filepath.Join(dir, "a1", "keys")
+	for _, p := range []string{secret, other, longer, key, keys} {
 		os.WriteFile(p, nil, 0o600)
 	}
-	out := startSysCollector(t, "file", c, Options{FilePatterns: []string{"/etc/shadow", dir + "/*/secret"}})
-	pid, _ := runHelper(t, nil, "open", "/etc/shadow", other, secret, "/etc/hostname", filepath.Join(dir, "nope", "secret"))
+	out := startSysCollector(t, "file", c, Options{FilePatterns: []string{"/etc/shadow", dir + "/*/secret$", key + "$"}})
+	pid, _ := runHelper(t, nil, "open", "/etc/shadow", other, secret, longer, keys, key, "/etc/hostname", filepath.Join(dir, "nope", "secret"))
 	for _, want := range []struct {
 		path  string
 		errno uint64
-	}{{"/etc/shadow", 0}, {secret, 0}, {filepath.Join(dir, "nope", "secret"), uint64(syscall.ENOENT)}} {
+	}{{"/etc/shadow", 0}, {secret, 0}, {key, 0}, {filepath.Join(dir, "nope", "secret"), uint64(syscall.ENOENT)}} {
 		r := out.wait(t, KindFile, 5*time.Second, func(r row) bool {
 			return r.uint(t, "pid") == uint64(pid) && r.str("path") == want.path
 		})
@@ -122,7 +125,7 @@ func testFileProbe(t *testing.T, c sysHookCase) {
 		}
 	}
 	for _, r := range out.seen[KindFile] {
-		if r.uint(t, "pid") == uint64(pid) && (r.str("path") == other || r.str("path") == "/etc/hostname") {
+		if p := r.str("path"); r.uint(t, "pid") == uint64(pid) && (p == other || p == longer || p == keys || p == "/etc/hostname") {
 			t.Errorf("unmatched path reported: %v", r)
 		}
 	}
@@ -202,7 +205,7 @@ func TestSyscallCountsNameExited(t *testing.T) {
 }
 
 func TestCompilePatterns(t *testing.T) {
-	ps, err := compilePatterns([]string{"/etc/shadow", "~/.ssh", "/proc/*/mem"})
+	ps, err := compilePatterns([]string{"/etc/shadow", "~/.ssh", "/proc/*/mem$", "/etc/passwd$"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,12 +215,12 @@ func TestCompilePatterns(t *testing.T) {
 		if p.HasStar == 1 {
 			s += "*" + string(p.Suffix[:p.SuffixLen])
 		}
-		got = append(got, s)
+		got = append(got, strings.Replace(s, "\x00", "$", 1))
 	}
-	if want := []string{"/etc/shadow", "/root/.ssh", "/home/*/.ssh", "/proc/*/mem"}; !slices.Equal(got, want) {
+	if want := []string{"/etc/shadow", "/root/.ssh", "/home/*/.ssh", "/proc/*/mem$", "/etc/passwd$"}; !slices.Equal(got, want) {
 		t.Errorf("patterns = %q, want %q", got, want)
 	}
-	for _, bad := range []string{"etc", "/a/*/b/*/c"} {
+	for _, bad := range []string{"etc", "/a/*/b/*/c", "/a$b", "/a$$"} {
 		if _, err := compilePatterns([]string{bad}); err == nil {
 			t.Errorf("pattern %q accepted", bad)
 		}
