@@ -112,7 +112,7 @@ func modelsHealth(st detect.Stats) ui.ComponentHealth {
 	case st.Points == 0:
 		return ui.ComponentHealth{State: ui.StateLearning, Detail: "waiting for the first step of telemetry"}
 	case st.HostsLearning > 0:
-		hosts := "this host"
+		hosts := "1 host" // not "this host": it may be a remote collector's
 		if st.HostsLearning > 1 {
 			hosts = fmt.Sprintf("%d hosts", st.HostsLearning)
 		}

@@ -19,7 +19,7 @@ func TestModelsHealth(t *testing.T) {
 	}{
 		{"no step yet", detect.Stats{}, ui.StateLearning, []string{"first step"}},
 		{"one host learning", detect.Stats{Points: 10, Series: 42, HostsLearning: 1, LearningUntil: until},
-			ui.StateLearning, []string{"this host", "until 04:21 UTC", "42 series"}},
+			ui.StateLearning, []string{"on 1 host", "until 04:21 UTC", "42 series"}},
 		{"hosts learning", detect.Stats{Points: 10, Series: 7, HostsLearning: 3, LearningUntil: until},
 			ui.StateLearning, []string{"3 hosts", "04:21"}},
 		{"learned", detect.Stats{Points: 10, Series: 42}, ui.StateOK, []string{"42 series scored"}},
