@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/vigil-dev/vigil/collector"
 	"github.com/vigil-dev/vigil/pipeline"
 	"github.com/vigil-dev/vigil/pipeline/detect"
@@ -28,6 +30,7 @@ type platform struct {
 	sink      *detect.Sink
 	writer    *store.Writer
 	spool     *spool.Writer
+	ping      *pinger
 
 	mu sync.Mutex
 	// rates remembers each probe's previous event count to turn counters
@@ -57,7 +60,7 @@ func (p *platform) Health(ctx context.Context) (ui.Health, error) {
 
 	pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	if err := p.store.conn.Ping(pctx); err != nil {
+	if err := p.ping.ping(pctx); err != nil {
 		h.ClickHouse = ui.ComponentHealth{State: ui.StateDown, Detail: err.Error()}
 	} else {
 		h.ClickHouse = ui.ComponentHealth{State: ui.StateOK, Detail: redactDSN(p.store.dsn)}
@@ -121,6 +124,51 @@ func modelsHealth(st detect.Stats) ui.ComponentHealth {
 				hosts, st.LearningUntil.Format("15:04"), series)}
 	default:
 		return ui.ComponentHealth{State: ui.StateOK, Detail: series}
+	}
+}
+
+// pinger pings ClickHouse for the dashboard, one ping at a time, and
+// waits for it only as long as its caller's context allows. A server that
+// accepts connections but does not answer (overloaded, or stopped) holds
+// clickhouse-go's handshake for its dial timeout whatever the context says:
+// the dashboard's health, polled every second, froze for 30 s a poll and
+// the page went "offline" instead of showing ClickHouse down.
+type pinger struct {
+	conn driver.Conn
+
+	mu      sync.Mutex
+	running chan struct{} // closed when the ping under way ends; nil if none
+	err     error         // of the last ping that ended
+}
+
+// maxPing bounds one ping's goroutine, so that at most one is ever left
+// waiting on a silent server.
+const maxPing = 30 * time.Second
+
+func (p *pinger) ping(ctx context.Context) error {
+	p.mu.Lock()
+	if p.running == nil {
+		done := make(chan struct{})
+		p.running = done
+		go func() {
+			pctx, cancel := context.WithTimeout(context.Background(), maxPing)
+			err := p.conn.Ping(pctx)
+			cancel()
+			p.mu.Lock()
+			p.err, p.running = err, nil
+			p.mu.Unlock()
+			close(done)
+		}()
+	}
+	done := p.running
+	p.mu.Unlock()
+	select {
+	case <-done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.err
+	case <-ctx.Done():
+		return fmt.Errorf("no answer to a ping: %w", ctx.Err())
 	}
 }
 

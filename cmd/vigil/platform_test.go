@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/vigil-dev/vigil/pipeline/detect"
 	"github.com/vigil-dev/vigil/ui"
@@ -33,5 +37,43 @@ func TestModelsHealth(t *testing.T) {
 				t.Errorf("%s: detail %q does not say %q", c.name, h.Detail, s)
 			}
 		}
+	}
+}
+
+// silentConn is a ClickHouse connection whose pings hang until released,
+// as clickhouse-go's do against a server that accepts but never answers.
+type silentConn struct {
+	driver.Conn // only Ping is called
+	pings       atomic.Int32
+	release     chan struct{}
+}
+
+func (c *silentConn) Ping(context.Context) error {
+	c.pings.Add(1)
+	<-c.release
+	return nil
+}
+
+// TestPingerDoesNotWait: the dashboard's health says ClickHouse is not
+// answering within its own deadline, whatever the driver does, and a
+// silent server costs one ping at a time, not one per poll.
+func TestPingerDoesNotWait(t *testing.T) {
+	c := &silentConn{release: make(chan struct{})}
+	p := &pinger{conn: c}
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		start := time.Now()
+		err := p.ping(ctx)
+		cancel()
+		if err == nil || time.Since(start) > 5*time.Second {
+			t.Fatalf("ping of a silent server: %v after %v, want an error at the deadline", err, time.Since(start))
+		}
+	}
+	if n := c.pings.Load(); n != 1 {
+		t.Errorf("%d pings under way, want 1", n)
+	}
+	close(c.release)
+	if err := p.ping(context.Background()); err != nil {
+		t.Errorf("ping once the server answers: %v", err)
 	}
 }

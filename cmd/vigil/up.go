@@ -82,7 +82,7 @@ func runUp(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	defer st.Close()
 
 	// plat's fields are all set before srv.Run starts serving requests.
-	plat := &platform{store: st, host: cfg.HostName(), rates: map[string]rate{}, llmHealth: llmHealth(cfg)}
+	plat := &platform{store: st, host: cfg.HostName(), rates: map[string]rate{}, llmHealth: llmHealth(cfg), ping: &pinger{conn: st.conn}}
 	ro, err := openReadOnly(ctx, cfg, st.dsn)
 	if err != nil {
 		return err
