@@ -335,7 +335,7 @@ func TestUpStoresExecInClickHouseAndStopsClean(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`vigil_probe_events_total{kind="exec",probe="exec"}`, "vigil_store_insert_seconds_bucket", `vigil_probe_ring_size_bytes{kind="exec",probe="exec"}`, "vigil_llm_requests_total", "vigil_spool_bytes", "vigil_spool_waiting_seconds", "vigil_pipeline_queue_depth", "vigil_ui_clients", "vigil_anomalies_total"} {
+	for _, want := range []string{`vigil_probe_events_total{kind="exec",probe="exec"}`, "vigil_store_insert_seconds_bucket", `vigil_probe_ring_size_bytes{kind="exec",probe="exec"}`, "vigil_llm_requests_total", "vigil_spool_bytes", "vigil_spool_waiting_seconds", "vigil_detect_sink_held_rows", "vigil_pipeline_queue_depth", "vigil_ui_clients", "vigil_anomalies_total"} {
 		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 			t.Errorf("/metrics: status %d, no %s:\n%.1500s", resp.StatusCode, want, body)
 		}

@@ -40,11 +40,13 @@ var (
 	mLateRows      = prometheus.NewDesc("vigil_models_late_rows_total", "Rows that arrived after their step had closed.", nil, nil)
 	mSinkDropped   = prometheus.NewDesc("vigil_detect_sink_dropped_total", "Detections not written because the sink's queue was full.", nil, nil)
 	mSinkErrors    = prometheus.NewDesc("vigil_detect_sink_insert_errors_total", "Failed inserts of metrics, anomalies or incidents.", nil, nil)
+	mSinkHeld      = prometheus.NewDesc("vigil_detect_sink_held_rows", "Metrics, anomaly and incident rows held for a ClickHouse that refuses inserts.", nil, nil)
+	mSinkLost      = prometheus.NewDesc("vigil_detect_sink_dropped_rows_total", "Metrics, anomaly and incident rows given up on (held too long, or refused for good).", nil, nil)
 	mSummaries     = prometheus.NewDesc("vigil_summaries_total", "Incident summaries written.", nil, nil)
 )
 
 func (m *platformMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mProbeEvents, mProbeKDrops, mProbeUDrops, mProbeDecErr, mRingUsed, mRingSize, mProbeFailed, mStageRows, mStageDrops, mStageDepth, mStageCap, mLiveCoalesced, mPoints, mAnomalies, mIncidents, mLateRows, mSinkDropped, mSinkErrors, mSummaries} {
+	for _, d := range []*prometheus.Desc{mProbeEvents, mProbeKDrops, mProbeUDrops, mProbeDecErr, mRingUsed, mRingSize, mProbeFailed, mStageRows, mStageDrops, mStageDepth, mStageCap, mLiveCoalesced, mPoints, mAnomalies, mIncidents, mLateRows, mSinkDropped, mSinkErrors, mSinkHeld, mSinkLost, mSummaries} {
 		ch <- d
 	}
 }
@@ -87,6 +89,8 @@ func (m *platformMetrics) Collect(ch chan<- prometheus.Metric) {
 		ss := p.sink.Stats()
 		ch <- prometheus.MustNewConstMetric(mSinkDropped, prometheus.CounterValue, float64(ss.Dropped))
 		ch <- prometheus.MustNewConstMetric(mSinkErrors, prometheus.CounterValue, float64(ss.InsertErrors))
+		ch <- prometheus.MustNewConstMetric(mSinkHeld, prometheus.GaugeValue, float64(ss.HeldRows))
+		ch <- prometheus.MustNewConstMetric(mSinkLost, prometheus.CounterValue, float64(ss.DroppedRows))
 		ch <- prometheus.MustNewConstMetric(mSummaries, prometheus.CounterValue, float64(ss.Summaries))
 	}
 	if p.live != nil {

@@ -2,8 +2,10 @@ package detect
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,5 +145,87 @@ func waitFor(t *testing.T, conn driver.Conn, what string, ok func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// outageConn is a real ClickHouse connection whose inserts fail while down
+// is set, as they do when the server is unreachable; after a failure with
+// sent set, the rows have reached the server anyway (a lost answer).
+type outageConn struct {
+	driver.Conn
+	down, sent atomic.Bool
+}
+
+func (c *outageConn) PrepareBatch(ctx context.Context, q string, opts ...driver.PrepareBatchOption) (driver.Batch, error) {
+	if c.down.Load() {
+		return nil, errors.New("dial tcp 127.0.0.1:9000: connect: connection refused")
+	}
+	b, err := c.Conn.PrepareBatch(ctx, q, opts...)
+	if err != nil || !c.sent.Load() {
+		return b, err
+	}
+	return lostAnswer{b}, nil
+}
+
+// lostAnswer sends its rows and reports a timeout.
+type lostAnswer struct{ driver.Batch }
+
+func (b lostAnswer) Send() error {
+	if err := b.Batch.Send(); err != nil {
+		return err
+	}
+	return errors.New("read: i/o timeout")
+}
+
+// TestSinkHoldsThroughOutage: what the detector finds while ClickHouse
+// refuses inserts is held and stored once it is back, in order and once,
+// even when an answer was lost after ClickHouse took the rows.
+func TestSinkHoldsThroughOutage(t *testing.T) {
+	h := enginetest.Start(t)
+	real := h.Conn(t)
+	ctx := context.Background()
+	if err := schema.Migrate(ctx, real, schema.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	conn := &outageConn{Conn: real}
+	conn.down.Store(true)
+	sink := NewSink(SinkOptions{Conn: conn, FlushInterval: 20 * time.Millisecond})
+	defer sink.Close()
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	d := New(testOptions(sink, ""))
+	batches := learningBatches(t, mem)
+	batches = append(batches, makeBatch(t, mem, collector.KindExec, execRow(at(7*time.Second), 201, 200, "sh", "/bin/sh", "c1")))
+	run(t, d, batches...)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for sink.Stats().HeldRows == 0 || sink.Stats().InsertErrors == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing held during the outage: %+v", sink.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The first insert after the outage loses its answer.
+	errs := sink.Stats().InsertErrors
+	conn.sent.Store(true)
+	conn.down.Store(false)
+	waitFor(t, real, "an insert whose answer is lost", func() bool { return sink.Stats().InsertErrors > errs })
+	conn.sent.Store(false)
+	waitFor(t, real, "the held rows", func() bool { return sink.Stats().HeldRows == 0 })
+	if st := sink.Stats(); st.DroppedRows != 0 {
+		t.Errorf("rows dropped: %+v", st)
+	}
+	var anomalies, incidentRows, metrics, dupMetrics uint64
+	if err := real.QueryRow(ctx, "SELECT count() FROM vigil.anomalies").Scan(&anomalies); err != nil {
+		t.Fatal(err)
+	}
+	if err := real.QueryRow(ctx, "SELECT count() FROM vigil.incidents").Scan(&incidentRows); err != nil {
+		t.Fatal(err)
+	}
+	if err := real.QueryRow(ctx, "SELECT count(), toUInt64(count() - uniqExact(ts, entity, series)) FROM vigil.metrics").Scan(&metrics, &dupMetrics); err != nil {
+		t.Fatal(err)
+	}
+	if anomalies != 1 || incidentRows == 0 || metrics == 0 || dupMetrics != 0 {
+		t.Errorf("after the outage: %d anomalies (want 1), %d incident rows, %d metrics rows, %d of them twice", anomalies, incidentRows, metrics, dupMetrics)
 	}
 }

@@ -2,15 +2,19 @@ package detect
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/vigil-dev/vigil/models"
@@ -47,6 +51,11 @@ type SinkOptions struct {
 	Queue int
 	// InsertTimeout bounds one insert. Default 10s.
 	InsertTimeout time.Duration
+	// MaxHeldRows bounds the rows kept, in memory, for a ClickHouse that
+	// refuses inserts; beyond it the oldest inserts are dropped and
+	// counted. Default 200,000 (about half an hour of a busy host's
+	// metrics at a 10 s step).
+	MaxHeldRows int
 	// MaxPendingSummaries bounds incidents waiting for a summary. Default 256.
 	MaxPendingSummaries int
 	// SummaryInterval is the least time between two summaries of one
@@ -93,6 +102,9 @@ func (o SinkOptions) withDefaults() SinkOptions {
 	if o.SummaryInterval <= 0 {
 		o.SummaryInterval = 30 * time.Second
 	}
+	if o.MaxHeldRows <= 0 {
+		o.MaxHeldRows = 200_000
+	}
 	if o.SummaryDelay == 0 {
 		o.SummaryDelay = 3 * time.Second
 	}
@@ -136,8 +148,38 @@ type Sink struct {
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
 
-	dropped, insertErrors, summaries atomic.Uint64
+	dropped, insertErrors, summaries, droppedRows atomic.Uint64
+	heldRows                                      atomic.Int64
+
+	// held are the inserts not made yet, oldest first, with what the
+	// writer does about a ClickHouse that refuses them; only writeLoop
+	// touches them.
+	held        []heldInsert
+	retryAt     time.Time
+	backoff     time.Duration
+	tokenPrefix string
+	seq         uint64
 }
+
+// heldInsert is one INSERT the writer has sealed: its rows, and the
+// deduplication token every attempt carries, so that rows ClickHouse took
+// before an error are not stored twice by the retry.
+type heldInsert struct {
+	table, sql, token string
+	rows              int
+	fill              func(driver.Batch) error
+	after             func() // once stored
+	refused           int    // attempts ClickHouse answered with an error
+}
+
+// maxRefusals is how often ClickHouse may answer one insert with an error
+// (not a lost connection) before it is given up on, so that rows it can
+// never take do not hold back every later insert.
+const maxRefusals = 5
+
+// errAppend marks rows the driver would not take into a batch: they never
+// will, and are dropped at once.
+var errAppend = errors.New("rows do not fit the table")
 
 // incidentRow is one version of a vigil.incidents row.
 type incidentRow struct {
@@ -168,6 +210,9 @@ func NewSink(o SinkOptions) *Sink {
 		incs: map[string]*incidentRow{}, pending: map[string]time.Time{}, lastSummary: map[string]time.Time{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
+	var tok [8]byte
+	_, _ = rand.Read(tok[:])
+	s.tokenPrefix = "detect-" + hex.EncodeToString(tok[:])
 	s.workCtx, s.cancelWork = context.WithCancel(context.Background())
 	s.wg.Go(s.writeLoop)
 	s.wg.Go(s.summaryLoop)
@@ -176,14 +221,19 @@ func NewSink(o SinkOptions) *Sink {
 
 // SinkStats are the sink's counters.
 type SinkStats struct {
-	Dropped      uint64 `json:"dropped"`
+	Dropped      uint64 `json:"dropped"` // items refused by the full queue
 	InsertErrors uint64 `json:"insert_errors"`
 	Summaries    uint64 `json:"summaries"`
+	// HeldRows wait for ClickHouse to take them; DroppedRows were given
+	// up on (beyond MaxHeldRows, or still held at Close).
+	HeldRows    int64  `json:"held_rows"`
+	DroppedRows uint64 `json:"dropped_rows"`
 }
 
 // Stats returns the counters.
 func (s *Sink) Stats() SinkStats {
-	return SinkStats{Dropped: s.dropped.Load(), InsertErrors: s.insertErrors.Load(), Summaries: s.summaries.Load()}
+	return SinkStats{Dropped: s.dropped.Load(), InsertErrors: s.insertErrors.Load(), Summaries: s.summaries.Load(),
+		HeldRows: s.heldRows.Load(), DroppedRows: s.droppedRows.Load()}
 }
 
 // Close stops the summary worker (cancelling a summary in progress),
@@ -340,17 +390,21 @@ func (s *Sink) writeLoop() {
 		case it := <-s.queue:
 			b.add(it)
 			if len(b.metrics.ts) >= s.o.MaxRows {
-				s.flush(&b)
+				s.flush(&b, false)
 			}
 		case <-t.C:
-			s.flush(&b)
+			s.flush(&b, false)
 		case <-s.stop:
 			for {
 				select {
 				case it := <-s.queue:
 					b.add(it)
 				default:
-					s.flush(&b)
+					s.flush(&b, true)
+					if n := s.heldRows.Load(); n > 0 {
+						s.droppedRows.Add(uint64(n))
+						s.o.Logger.Error("detect: rows not stored at shutdown: ClickHouse refused them", "rows", n)
+					}
 					return
 				}
 			}
@@ -394,27 +448,30 @@ func (b *batches) add(it item) {
 	}
 }
 
-// flush inserts the buffered rows: metrics, then anomalies, then incidents,
-// so that by the time an incident is summarized its anomalies are stored.
-// A failed insert is logged and its rows dropped: the detector must not
-// back up behind a sick database.
-func (s *Sink) flush(b *batches) {
+// flush seals the buffered rows into inserts, metrics, then anomalies, then
+// incidents, and makes the held inserts in that order, so that by the time
+// an incident is summarized its anomalies are stored. While ClickHouse
+// refuses them the inserts are held (up to MaxHeldRows) and retried with
+// a backoff, not before retryAt unless force: the detector must not back up
+// behind a sick database, nor lose its findings to a short outage.
+func (s *Sink) flush(b *batches, force bool) {
 	db := ident(s.o.Database)
 	if n := len(b.metrics.ts); n > 0 {
-		m := &b.metrics
-		s.insert("metrics", n, "INSERT INTO "+db+".metrics (ts, host, entity_kind, entity, series, value)", func(bt driver.Batch) error {
+		m := b.metrics
+		s.hold("metrics", n, "INSERT INTO "+db+".metrics (ts, host, entity_kind, entity, series, value)", func(bt driver.Batch) error {
 			for i, col := range []any{m.ts, m.host, m.entityKind, m.entity, m.series, m.value} {
 				if err := bt.Column(i).Append(col); err != nil {
 					return err
 				}
 			}
 			return nil
-		})
+		}, nil)
 		b.metrics = metricCols{}
 	}
 	if n := len(b.anomalies); n > 0 {
-		s.insert("anomalies", n, "INSERT INTO "+db+".anomalies (id, ts, host, entity_kind, entity, series, detector, score, severity, expected, observed, window_start, window_end, evidence, incident_id)", func(bt driver.Batch) error {
-			for _, a := range b.anomalies {
+		as := b.anomalies
+		s.hold("anomalies", n, "INSERT INTO "+db+".anomalies (id, ts, host, entity_kind, entity, series, detector, score, severity, expected, observed, window_start, window_end, evidence, incident_id)", func(bt driver.Batch) error {
+			for _, a := range as {
 				var inc *string
 				if a.IncidentID != "" {
 					inc = &a.IncidentID
@@ -425,27 +482,90 @@ func (s *Sink) flush(b *batches) {
 				}
 			}
 			return nil
-		})
+		}, nil)
 		b.anomalies = nil
 	}
 	if n := len(b.incidents); n > 0 {
-		ok := s.insert("incidents", n, "INSERT INTO "+db+".incidents (id, opened, updated, resolved, state, severity, title, hosts, entities, anomaly_ids, summary, summary_model, prompt_tokens, completion_tokens)", func(bt driver.Batch) error {
-			for _, r := range b.incidents {
+		rs, ids := b.incidents, b.summarize
+		s.hold("incidents", n, "INSERT INTO "+db+".incidents (id, opened, updated, resolved, state, severity, title, hosts, entities, anomaly_ids, summary, summary_model, prompt_tokens, completion_tokens)", func(bt driver.Batch) error {
+			for _, r := range rs {
 				if err := bt.Append(r.id, r.opened, r.updated, r.resolved, r.state, r.severity, r.title,
 					nonNil(r.hosts), nonNil(r.entities), nonNil(r.anomalyIDs), r.summary, r.model, r.promptTok, r.complTok); err != nil {
 					return err
 				}
 			}
 			return nil
-		})
-		if ok {
-			for _, id := range b.summarize {
+		}, func() {
+			for _, id := range ids {
 				s.requestSummary(id)
 			}
-		}
+		})
 		b.incidents, b.summarize = nil, nil
 	}
+	if force || !time.Now().Before(s.retryAt) {
+		s.drain()
+	}
 }
+
+// hold queues one sealed insert, dropping the oldest beyond MaxHeldRows.
+func (s *Sink) hold(table string, rows int, sql string, fill func(driver.Batch) error, after func()) {
+	s.seq++
+	s.held = append(s.held, heldInsert{table: table, sql: sql, rows: rows, fill: fill, after: after,
+		token: s.tokenPrefix + "-" + strconv.FormatUint(s.seq, 10)})
+	n := s.heldRows.Add(int64(rows))
+	for n > int64(s.o.MaxHeldRows) && len(s.held) > 0 {
+		old := s.held[0]
+		s.unhold()
+		n = s.heldRows.Load()
+		s.droppedRows.Add(uint64(old.rows))
+		s.o.Logger.Error("detect: ClickHouse refused inserts too long; dropping the oldest rows", "table", old.table, "rows", old.rows)
+	}
+}
+
+// drain makes the held inserts, oldest first, until one fails.
+func (s *Sink) drain() {
+	for len(s.held) > 0 {
+		h := &s.held[0]
+		if err := s.insert(*h); err != nil {
+			s.insertErrors.Add(1)
+			var ex *clickhouse.Exception
+			if errors.As(err, &ex) {
+				h.refused++
+			}
+			if errors.Is(err, errAppend) || h.refused >= maxRefusals {
+				s.droppedRows.Add(uint64(h.rows))
+				s.o.Logger.Error("detect: insert failed for good; rows dropped", "table", h.table, "rows", h.rows, "err", err)
+				s.unhold()
+				continue
+			}
+			s.backoff = min(max(2*s.backoff, s.o.FlushInterval), maxSinkBackoff)
+			s.retryAt = time.Now().Add(s.backoff)
+			s.o.Logger.Warn("detect: insert failed; rows held for a retry", "table", h.table, "rows", h.rows,
+				"held_rows", s.heldRows.Load(), "retry_in", s.backoff, "err", err)
+			return
+		}
+		after := h.after
+		s.unhold()
+		if s.backoff > 0 {
+			s.o.Logger.Info("detect: ClickHouse accepts inserts again", "held_rows", s.heldRows.Load())
+			s.backoff = 0
+		}
+		if after != nil {
+			after()
+		}
+	}
+}
+
+// unhold removes the oldest held insert.
+func (s *Sink) unhold() {
+	s.heldRows.Add(-int64(s.held[0].rows))
+	s.held[0] = heldInsert{}
+	s.held = s.held[1:]
+}
+
+// maxSinkBackoff is the longest pause between attempts while ClickHouse
+// refuses inserts.
+const maxSinkBackoff = 30 * time.Second
 
 func nonNil(ss []string) []string {
 	if ss == nil {
@@ -454,26 +574,19 @@ func nonNil(ss []string) []string {
 	return ss
 }
 
-func (s *Sink) insert(table string, rows int, sql string, fill func(driver.Batch) error) bool {
+func (s *Sink) insert(h heldInsert) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.o.InsertTimeout)
 	defer cancel()
-	err := func() error {
-		bt, err := s.o.Conn.PrepareBatch(ctx, sql)
-		if err != nil {
-			return fmt.Errorf("prepare: %w", err)
-		}
-		if err := fill(bt); err != nil {
-			_ = bt.Abort()
-			return fmt.Errorf("append: %w", err)
-		}
-		return bt.Send()
-	}()
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_deduplication_token": h.token}))
+	bt, err := s.o.Conn.PrepareBatch(ctx, h.sql)
 	if err != nil {
-		s.insertErrors.Add(1)
-		s.o.Logger.Warn("detect: insert failed; rows dropped", "table", table, "rows", rows, "err", err)
-		return false
+		return fmt.Errorf("prepare: %w", err)
 	}
-	return true
+	if err := h.fill(bt); err != nil {
+		_ = bt.Abort()
+		return fmt.Errorf("%w: %w", errAppend, err)
+	}
+	return bt.Send()
 }
 
 // requestSummary queues id for the summary worker, coalescing repeats: an
