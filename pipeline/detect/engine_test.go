@@ -74,12 +74,7 @@ VALUES (?, 'web-1', ?, ?, 33, 33, ?, ?, ?, 7, 'c1')`, r.ts, r.pid, r.ppid, r.com
 		FlushInterval: 50 * time.Millisecond, SummaryInterval: 10 * time.Millisecond,
 	})
 	defer sink.Close()
-	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
-	defer mem.AssertSize(t, 0)
-	d := New(testOptions(sink, ""))
-	batches := learningBatches(t, mem)
-	batches = append(batches, makeBatch(t, mem, collector.KindExec, execRow(at(7*time.Second), 201, 200, "sh", "/bin/sh", "c1")))
-	run(t, d, batches...)
+	runNovelExecPair(t, sink)
 
 	var id string
 	waitFor(t, conn, "the incident's summary version", func() bool {
@@ -137,6 +132,17 @@ VALUES (?, 'web-1', ?, ?, 33, 33, ?, ?, ?, 7, 'c1')`, r.ts, r.pid, r.ppid, r.com
 	}
 }
 
+// runNovelExecPair runs the detector into out over the learning batches
+// and then nginx's first shell in container c1: one anomaly, one incident.
+func runNovelExecPair(t *testing.T, out Output) {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	batches := append(learningBatches(t, mem),
+		makeBatch(t, mem, collector.KindExec, execRow(at(7*time.Second), 201, 200, "sh", "/bin/sh", "c1")))
+	run(t, New(testOptions(out, "")), batches...)
+}
+
 func waitFor(t *testing.T, conn driver.Conn, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -191,12 +197,7 @@ func TestSinkHoldsThroughOutage(t *testing.T) {
 	conn.down.Store(true)
 	sink := NewSink(SinkOptions{Conn: conn, FlushInterval: 20 * time.Millisecond})
 	defer sink.Close()
-	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
-	defer mem.AssertSize(t, 0)
-	d := New(testOptions(sink, ""))
-	batches := learningBatches(t, mem)
-	batches = append(batches, makeBatch(t, mem, collector.KindExec, execRow(at(7*time.Second), 201, 200, "sh", "/bin/sh", "c1")))
-	run(t, d, batches...)
+	runNovelExecPair(t, sink)
 
 	deadline := time.Now().Add(10 * time.Second)
 	for sink.Stats().HeldRows == 0 || sink.Stats().InsertErrors == 0 {
