@@ -83,6 +83,10 @@ function render() {
   const head = cols.map((c) => HEAD[c] || c);
   head.push("other fields");
   tbody = h("tbody", null, (store.events.get(kind) || []).filter(matches).map(row));
+  // The new body already holds the events waiting for the next frame's
+  // flush (they are in the store): flushing them too showed each twice
+  // whenever a resync or a click re-rendered between an event and its frame.
+  pending = [];
   const search = h("input", { type: "search", id: "feed-filter", placeholder: "filter (any field)", value: query, autocomplete: "off", spellcheck: "false",
     oninput: (ev) => {
       clearTimeout(debounce);
