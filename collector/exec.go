@@ -66,6 +66,7 @@ func (b *execBuilder) append(raw []byte) error {
 	b.strs(8, e.Argv[:e.ArgvSize])
 	b.u64(9, e.CgroupId)
 	b.container(10, e.CgroupId)
+	b.u32(12, e.ExecAncestor)
 	b.env.procs.exec(e)
 	return nil
 }

@@ -60,6 +60,43 @@ func TestExecProbe(t *testing.T) {
 	}
 }
 
+// TestExecAncestor: a command run from a subshell (a fork-only copy of its
+// shell, often gone before anything reads its pid) names the shell that
+// exec'd as its exec_ancestor, however deep the subshells; a command whose
+// parent exec'd names that parent.
+func TestExecAncestor(t *testing.T) {
+	_, out := startCollector(t, Options{Probes: []string{"exec"}})
+	token := fmt.Sprintf("vigil-anc-%d", time.Now().UnixNano())
+	// bash forks a subshell for each ( ... ) that runs two commands, and
+	// one more for the command inside; exec_ancestor skips the subshells.
+	script := `/bin/echo direct "$1"; ( /bin/echo sub1 "$1"; : ); ( ( /bin/echo sub2 "$1"; : ); : )`
+	cmd := exec.Command("/bin/bash", "-c", script, "bash", token)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	shell := uint64(cmd.Process.Pid)
+	for _, what := range []string{"direct", "sub1", "sub2"} {
+		r := out.wait(t, KindExec, 5*time.Second, func(r row) bool {
+			argv := r.strings("argv")
+			return len(argv) == 3 && argv[1] == what && argv[2] == token
+		})
+		pp, anc := r.uint(t, "ppid"), r.uint(t, "exec_ancestor")
+		if anc != shell {
+			t.Errorf("%s: exec_ancestor = %d, want the shell %d (ppid %d)", what, anc, shell, pp)
+		}
+		if (what == "direct") != (pp == shell) {
+			t.Errorf("%s: ppid = %d, shell %d: the subshells were not forked as this test expects", what, pp, shell)
+		}
+	}
+	// The test process itself exec'd, so the shell's own row names it.
+	r := out.wait(t, KindExec, 5*time.Second, func(r row) bool {
+		return r.uint(t, "pid") == shell && r.str("comm") == "bash"
+	})
+	if got, want := r.uint(t, "exec_ancestor"), uint64(os.Getpid()); got != want {
+		t.Errorf("shell: exec_ancestor = %d, want the test process %d", got, want)
+	}
+}
+
 // TestExecArgvTruncated checks that an argv longer than the probe's buffer
 // is cut, not dropped.
 func TestExecArgvTruncated(t *testing.T) {
@@ -84,7 +121,7 @@ func TestExecArgvTruncated(t *testing.T) {
 func execRecord(argv ...string) []byte {
 	var e execbpf.ProbeExecEvent
 	e.BootNs = 123456789
-	e.Pid, e.Ppid, e.Uid, e.Gid = 42, 1, 1000, 1000
+	e.Pid, e.Ppid, e.ExecAncestor, e.Uid, e.Gid = 42, 41, 40, 1000, 1000
 	e.CgroupId = 7
 	copy(e.Comm[:], "bash")
 	copy(e.Filename[:], "/usr/bin/bash")
@@ -123,6 +160,9 @@ func TestExecDecode(t *testing.T) {
 	}
 	if got := rs[0].strings("argv"); !slices.Equal(got, []string{"bash", "-c", "echo hi"}) {
 		t.Errorf("argv = %q", got)
+	}
+	if rs[0].uint(t, "ppid") != 41 || rs[0].uint(t, "exec_ancestor") != 40 {
+		t.Errorf("ppid %d, exec_ancestor %d; want 41, 40", rs[0].uint(t, "ppid"), rs[0].uint(t, "exec_ancestor"))
 	}
 	if rs[0].str("comm") != "bash" || rs[0].str("filename") != "/usr/bin/bash" || rs[0]["kind"] != "exec" {
 		t.Errorf("row = %v", rs[0])

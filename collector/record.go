@@ -90,15 +90,16 @@ func ReadRecording(r io.Reader, fn func(Batch) error) error {
 			return fmt.Errorf("read recording: stream %d: unknown kind %q", n, kind)
 		}
 		// A recording is a file from anywhere: its columns must be exactly
-		// the kind's before they are relabelled with its schema.
-		if !sameFields(rd.Schema(), Schema(kind)) {
+		// the kind's, or an older version's, before they are relabelled
+		// with its schema.
+		if err := CheckColumns(kind, rd.Schema()); err != nil {
 			rd.Release()
-			return fmt.Errorf("read recording: stream %d: columns of kind %q differ from this version's schema (%s)", n, kind, rd.Schema())
+			return fmt.Errorf("read recording: stream %d: columns of kind %q differ from this version's schema (%v)", n, kind, err)
 		}
 		for rd.Next() {
 			rec := rd.RecordBatch()
 			// Drop the metadata so replayed batches equal Schema(kind).
-			out := array.NewRecordBatch(Schema(kind), rec.Columns(), rec.NumRows())
+			out := Upgrade(kind, rec, memory.DefaultAllocator)
 			if err := fn(Batch{Kind: kind, Record: out}); err != nil {
 				rd.Release()
 				return err
@@ -110,19 +111,4 @@ func ReadRecording(r io.Reader, fn func(Batch) error) error {
 			return fmt.Errorf("read recording: stream %d: %w", n, err)
 		}
 	}
-}
-
-// sameFields reports whether a and b have the same columns, ignoring
-// schema metadata.
-func sameFields(a, b *arrow.Schema) bool {
-	if a.NumFields() != b.NumFields() {
-		return false
-	}
-	for i := range a.NumFields() {
-		fa, fb := a.Field(i), b.Field(i)
-		if fa.Name != fb.Name || !arrow.TypeEqual(fa.Type, fb.Type) || fa.Nullable != fb.Nullable {
-			return false
-		}
-	}
-	return true
 }

@@ -1,7 +1,12 @@
 package collector
 
 import (
+	"fmt"
+	"slices"
+
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // Column types shared by every schema. The store maps them to ClickHouse as
@@ -35,6 +40,10 @@ func col(name string, t arrow.DataType) arrow.Field {
 //	cgroup_id  uint64              cgroup v2 id of the process
 //	container_id   dictionary<string>  container id parsed from the cgroup path, "" if none
 //	pod_uid        dictionary<string>  Kubernetes pod UID parsed from the cgroup path, "" if none
+//	exec_ancestor  uint32              nearest ancestor that exec'd: ppid, or the process a fork-only
+//	                                   parent (a subshell) was forked from; 0 if unknown
+//
+// exec_ancestor was added after the first release, at the end (see Added).
 var execSchema = arrow.NewSchema([]arrow.Field{
 	col("ts", typeTS),
 	col("host", typeDict),
@@ -48,7 +57,59 @@ var execSchema = arrow.NewSchema([]arrow.Field{
 	col("cgroup_id", typeU64),
 	col("container_id", typeDict),
 	col("pod_uid", typeDict),
+	col("exec_ancestor", typeU32),
 }, nil)
+
+// added lists, per kind, the columns appended to its schema after the first
+// release, oldest first. A pipeline accepts a batch from an older collector
+// that lacks a suffix of them and fills those with zeros (see Added), so
+// pipelines can be upgraded before their collectors.
+var added = map[Kind][]string{
+	KindExec: {"exec_ancestor"},
+}
+
+// Added returns the columns appended to kind's schema after the first
+// release, oldest first: an older collector's batches lack a suffix of
+// them, and their value there is the column type's zero.
+func Added(k Kind) []string { return added[k] }
+
+// CheckColumns checks that got has kind's columns, ignoring schema
+// metadata, or an older version's: those lacking a suffix of Added(k),
+// which Upgrade fills in.
+func CheckColumns(k Kind, got *arrow.Schema) error {
+	want := schemas[k]
+	if want == nil {
+		return fmt.Errorf("unknown kind %q", k)
+	}
+	if missing := want.NumFields() - got.NumFields(); missing < 0 || missing > len(added[k]) {
+		return fmt.Errorf("%d columns, want %d", got.NumFields(), want.NumFields())
+	}
+	for i := range got.NumFields() {
+		g, w := got.Field(i), want.Field(i)
+		if g.Name != w.Name || !arrow.TypeEqual(g.Type, w.Type) || g.Nullable != w.Nullable {
+			return fmt.Errorf("column %d is %s %s, want %s %s", i, g.Name, g.Type, w.Name, w.Type)
+		}
+	}
+	return nil
+}
+
+// Upgrade returns rec, whose columns CheckColumns accepted, under
+// Schema(k): without its schema's metadata, and with the columns an older
+// version lacks filled with their type's zero value. The caller still owns
+// rec.
+func Upgrade(k Kind, rec arrow.RecordBatch, alloc memory.Allocator) arrow.RecordBatch {
+	want := schemas[k]
+	cols := slices.Clone(rec.Columns())
+	for i := len(cols); i < want.NumFields(); i++ {
+		b := array.NewBuilder(alloc, want.Field(i).Type)
+		b.AppendEmptyValues(int(rec.NumRows()))
+		a := b.NewArray()
+		b.Release()
+		defer a.Release() // the record batch holds its own reference
+		cols = append(cols, a)
+	}
+	return array.NewRecordBatch(want, cols, rec.NumRows())
+}
 
 // schemas maps every kind to its one schema.
 var schemas = map[Kind]*arrow.Schema{

@@ -65,6 +65,7 @@ func execBatch(t testing.TB, start uint64, n int, host string) collector.Batch {
 		for _, c := range []int{10, 11} {
 			_ = b.Field(c).(*array.BinaryDictionaryBuilder).AppendString("")
 		}
+		b.Field(12).(*array.Uint32Builder).Append(1)
 	}
 	return collector.Batch{Kind: collector.KindExec, Record: b.NewRecordBatch()}
 }

@@ -14,18 +14,20 @@ import (
 )
 
 type ProbeExecEvent struct {
-	_         structs.HostLayout
-	BootNs    uint64
-	CgroupId  uint64
-	Pid       uint32
-	Ppid      uint32
-	Uid       uint32
-	Gid       uint32
-	ArgvSize  uint32
-	Truncated uint32
-	Comm      [16]uint8
-	Filename  [256]uint8
-	Argv      [1024]uint8
+	_            structs.HostLayout
+	BootNs       uint64
+	CgroupId     uint64
+	Pid          uint32
+	Ppid         uint32
+	ExecAncestor uint32
+	Uid          uint32
+	Gid          uint32
+	ArgvSize     uint32
+	Truncated    uint32
+	Pad          uint32
+	Comm         [16]uint8
+	Filename     [256]uint8
+	Argv         [1024]uint8
 }
 
 // Names of all BPF objects in the ELF.

@@ -364,6 +364,7 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 	switch kind {
 	case collector.KindExec:
 		ppid := uintColumn(rec, "ppid")
+		ancestor := uintColumn(rec, "exec_ancestor")
 		filename := strColumn(rec, "filename")
 		for i := range n {
 			s, h, sc, cm := row(i)
@@ -376,8 +377,17 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 			file := filename(i)
 			c := comm(i)
 			base := catEvent{host: host(i), container: container(i), comm: c, pid: uint32(pid(i))}
-			parent, hasParent := g.pids.lookup(base.host, uint32(ppid(i)))
-			tree := g.pids.execTree(base.host, sc, base.pid, uint32(ppid(i)), c)
+			// A fork-only parent (a subshell) may be gone already; its
+			// exec'd ancestor stands for it (same comm, unless renamed).
+			pp, anc := uint32(ppid(i)), uint32(ancestor(i))
+			if anc == 0 { // not found in the kernel, or an older collector
+				anc = pp
+			}
+			parent, hasParent := g.pids.lookup(base.host, pp)
+			if !hasParent && anc != pp {
+				parent, hasParent = g.pids.lookup(base.host, anc)
+			}
+			tree := g.pids.execTree(base.host, sc, base.pid, anc, c)
 			g.pids.noteActed(base.host, c, tree, ts(i))
 			e := base
 			key := binaryKey(file)
@@ -962,7 +972,10 @@ func (p *procTable) parentOf(pid uint32) uint32 {
 }
 
 // execTree returns the process tree of pid, which just exec'd comm as a
-// child of ppid, and remembers both. A process keeps its tree across
+// descendant of ppid, and remembers both. ppid is the nearest ancestor that
+// had exec'd (exec_ancestor): the parent, or what a fork-only parent was
+// forked from, so that a subshell that is already gone does not cut the
+// command off its lineage. A process keeps its tree across
 // execs; a child joins its parent's tree when Vigil saw the parent exec (a
 // shell spawned by a web server joins the web server's); the commands of a
 // shell that predates Vigil (a login, or an intruder's session) share one

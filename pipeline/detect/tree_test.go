@@ -109,6 +109,46 @@ func TestShellSessionTitle(t *testing.T) {
 	}
 }
 
+// TestGoneSubshellJoinsSession: a command whose parent was a subshell
+// that exited before the detector saw the exec (it is not in /proc) still
+// joins its shell's session, through exec_ancestor, and its exec pair
+// names the shell. Without exec_ancestor it roots a tree of its own and has
+// no exec pair.
+func TestGoneSubshellJoinsSession(t *testing.T) {
+	root := t.TempDir()
+	fakeProc(t, root, "10", "1", "sshd")
+	fakeProc(t, root, "20", "10", "bash")
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	rec := &recorder{}
+	o := testOptions(rec, "")
+	o.ProcRoot = root
+	d := New(o)
+	s := 7 * time.Second
+	viaSubshell := func(r row) row { r["exec_ancestor"] = 20; return r }
+	batches := append(learningBatchesIn(t, mem, ""),
+		makeBatch(t, mem, collector.KindExec,
+			execRow(at(s), 21, 20, "cp", "/usr/bin/cp", ""),
+			viaSubshell(execRow(at(s+ms(300)), 31, 30, "peek", "/tmp/x/peek", "")),
+			viaSubshell(execRow(at(s+ms(400)), 33, 32, "dropper", "/tmp/x/dropper", ""))))
+	run(t, d, batches...)
+
+	ids := map[string]bool{}
+	var kinds []string
+	for _, a := range rec.anomalies {
+		ids[a.IncidentID] = true
+		kinds = append(kinds, a.Detector+" "+a.Value)
+	}
+	if len(ids) != 1 {
+		t.Fatalf("%d incidents, want 1: %v", len(ids), kinds)
+	}
+	for _, want := range []string{"novelty/exec_pair/novel bash -> /tmp/x/peek", "novelty/exec_pair/novel bash -> /tmp/x/dropper"} {
+		if !slices.Contains(kinds, want) {
+			t.Errorf("no %q among %v", want, kinds)
+		}
+	}
+}
+
 // fakeProc writes a process's comm and stat under root, a stand-in for
 // /proc.
 func fakeProc(t testing.TB, root, pid, ppid, comm string) {

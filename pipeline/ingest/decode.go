@@ -180,7 +180,7 @@ func decodeStream(br *bufio.Reader, n int, defaultKind collector.Kind, lim Limit
 		return out, reject(http.StatusUnprocessableEntity, ReasonUnknownKind,
 			"stream %d: unknown kind %q: this pipeline knows %v (is the collector newer than the pipeline?)", n, kind, collector.Kinds())
 	}
-	if err := sameFields(s, want); err != nil {
+	if err := collector.CheckColumns(kind, s); err != nil {
 		return out, reject(http.StatusUnprocessableEntity, ReasonSchema,
 			"stream %d: columns of kind %q differ from this pipeline's schema (%v); upgrade the pipeline before its collectors", n, kind, err)
 	}
@@ -200,26 +200,12 @@ func decodeStream(br *bufio.Reader, n int, defaultKind collector.Kind, lim Limit
 		if rec.NumRows() == 0 {
 			continue
 		}
-		out = append(out, collector.Batch{Kind: kind, Record: array.NewRecordBatch(want, rec.Columns(), rec.NumRows())})
+		out = append(out, collector.Batch{Kind: kind, Record: collector.Upgrade(kind, rec, alloc)})
 	}
 	if err := rd.Err(); err != nil {
 		return out, readErr(err, n)
 	}
 	return out, nil
-}
-
-// sameFields compares columns, ignoring schema metadata.
-func sameFields(got, want *arrow.Schema) error {
-	if got.NumFields() != want.NumFields() {
-		return fmt.Errorf("%d columns, want %d", got.NumFields(), want.NumFields())
-	}
-	for i := range want.NumFields() {
-		g, w := got.Field(i), want.Field(i)
-		if g.Name != w.Name || !arrow.TypeEqual(g.Type, w.Type) || g.Nullable != w.Nullable {
-			return fmt.Errorf("column %d is %s %s, want %s %s", i, g.Name, g.Type, w.Name, w.Type)
-		}
-	}
-	return nil
 }
 
 // validate checks that an array's buffers hold what its length and offsets

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,8 +39,34 @@ func execBatch(t testing.TB, n int) collector.Batch {
 		b.Field(9).(*array.Uint64Builder).Append(uint64(i))
 		_ = b.Field(10).(*array.BinaryDictionaryBuilder).AppendString("")
 		_ = b.Field(11).(*array.BinaryDictionaryBuilder).AppendString("")
+		b.Field(12).(*array.Uint32Builder).Append(uint32(i))
 	}
 	return collector.Batch{Kind: collector.KindExec, Record: b.NewRecordBatch()}
+}
+
+// olderExecBatch builds n exec rows as a collector from before
+// exec_ancestor was added sends them: without that last column.
+func olderExecBatch(t testing.TB, n int) collector.Batch {
+	t.Helper()
+	b := execBatch(t, n)
+	defer b.Record.Release()
+	s := b.Record.Schema()
+	if s.Field(s.NumFields()-1).Name != "exec_ancestor" {
+		t.Fatalf("exec's last column is %s", s.Field(s.NumFields()-1).Name)
+	}
+	old := arrow.NewSchema(s.Fields()[:s.NumFields()-1], nil)
+	return collector.Batch{Kind: b.Kind, Record: array.NewRecordBatch(old, b.Record.Columns()[:s.NumFields()-1], b.Record.NumRows())}
+}
+
+// withoutColumn builds n exec rows lacking column i, which no version of
+// the collector sends.
+func withoutColumn(t testing.TB, n, i int) collector.Batch {
+	t.Helper()
+	b := execBatch(t, n)
+	defer b.Record.Release()
+	f := slices.Delete(slices.Clone(b.Record.Schema().Fields()), i, i+1)
+	c := slices.Delete(slices.Clone(b.Record.Columns()), i, i+1)
+	return collector.Batch{Kind: b.Kind, Record: array.NewRecordBatch(arrow.NewSchema(f, nil), c, b.Record.NumRows())}
 }
 
 // body encodes batches as a Sender does; it releases them.
@@ -98,6 +125,8 @@ func TestDecode(t *testing.T) {
 		{"truncated", good[:len(good)-20], "", 0, ingest.ReasonMalformed},
 		{"batch over row limit", body(t, execBatch(t, 1001)), "", 0, ingest.ReasonTooLarge},
 		{"too many batches", body(t, execBatch(t, 1), execBatch(t, 1), execBatch(t, 1), execBatch(t, 1), execBatch(t, 1)), "", 0, ingest.ReasonTooLarge},
+		{"older collector", body(t, olderExecBatch(t, 7)), "", 7, ""},
+		{"column missing", body(t, withoutColumn(t, 3, 9)), "", 0, ingest.ReasonSchema},
 		{"good then garbage", append(append([]byte{}, good...), "trailing junk"...), "", 0, ingest.ReasonMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -108,6 +137,13 @@ func TestDecode(t *testing.T) {
 				rows += b.Record.NumRows()
 				if !b.Record.Schema().Equal(collector.Schema(b.Kind)) {
 					t.Errorf("batch schema %s", b.Record.Schema())
+				}
+				// Columns an older collector lacks read zero.
+				if tc.name == "older collector" {
+					anc := b.Record.Column(b.Record.Schema().FieldIndices("exec_ancestor")[0]).(*array.Uint32)
+					if anc.Len() != int(b.Record.NumRows()) || slices.ContainsFunc(anc.Uint32Values(), func(v uint32) bool { return v != 0 }) {
+						t.Errorf("exec_ancestor of an older collector's rows = %v, want zeros", anc.Uint32Values())
+					}
 				}
 				b.Record.Release()
 			}

@@ -77,6 +77,7 @@ func execBatch(t testing.TB, first, n int) collector.Batch {
 		b.Field(9).(*array.Uint64Builder).Append(uint64(first + i))
 		_ = b.Field(10).(*array.BinaryDictionaryBuilder).AppendString("")
 		_ = b.Field(11).(*array.BinaryDictionaryBuilder).AppendString("")
+		b.Field(12).(*array.Uint32Builder).Append(0)
 	}
 	return collector.Batch{Kind: collector.KindExec, Record: b.NewRecordBatch()}
 }
