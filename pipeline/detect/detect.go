@@ -426,7 +426,7 @@ func (d *Detector) categorical(e catEvent) {
 	// Correlate by the acting process's tree, not by the baseline's
 	// owner: on a host without containers that owner is the whole host,
 	// and every anomaly on it would fold into one incident.
-	e.ev.Tree = d.agg.pids.treeOf(e.host, scopeKey(e.host, e.container), e.pid, e.comm)
+	e.ev.Tree = d.agg.pids.treeOf(e.host, scopeKey(e.host, e.container), e.pid, e.comm, e.ev.Time.UnixNano())
 	if k := e.ev.Kind; k != models.KindBinary && k != models.KindExecPair {
 		// (an exec was noted with its tree when it was aggregated)
 		d.agg.pids.noteActed(e.host, e.comm, e.ev.Tree, e.ev.Time.UnixNano())

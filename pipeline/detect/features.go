@@ -383,11 +383,12 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 			if anc == 0 { // not found in the kernel, or an older collector
 				anc = pp
 			}
-			parent, hasParent := g.pids.lookup(base.host, pp)
+			at := ts(i)
+			parent, hasParent := g.pids.lookup(base.host, pp, at)
 			if !hasParent && anc != pp {
-				parent, hasParent = g.pids.lookup(base.host, anc)
+				parent, hasParent = g.pids.lookup(base.host, anc, at)
 			}
-			tree := g.pids.execTree(base.host, sc, base.pid, anc, c)
+			tree := g.pids.execTree(base.host, sc, base.pid, anc, c, at)
 			g.pids.noteActed(base.host, c, tree, ts(i))
 			e := base
 			key := binaryKey(file)
@@ -410,6 +411,7 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 				continue
 			}
 			c := comm(i)
+			g.pids.exit(host(i), uint32(pid(i)), ts(i))
 			both(s, h, sc, SeriesExits, 1)
 			credit(s, h, sc, SeriesExits, c, 1)
 			both(s, h, sc, SeriesForks, float64(forks(i)))
@@ -823,6 +825,11 @@ type procKey struct {
 
 type procEntry struct {
 	comm string
+	// exited is when the process exited (unix ns), 0 while it runs or if
+	// its exit was not seen. Only 32,768 pids exist by default, so a pid is
+	// soon reused: an entry is stale for anything that happens after its
+	// process exited (see live).
+	exited int64
 	// tree is the process tree key given when Vigil saw the process
 	// exec; "" for a process it only found in /proc (one that predates
 	// Vigil, or forked without exec'ing).
@@ -896,20 +903,43 @@ func (p *procTable) put(host string, pid uint32, e procEntry) {
 	p.m[k] = e
 }
 
-// lookup returns pid's comm from the map, else, on the local host, from
-// /proc (the parent of a process started before Vigil, e.g. sshd or a
-// shell). The /proc answer is cached: the parent is likely to exec more
-// children.
-func (p *procTable) lookup(host string, pid uint32) (string, bool) {
-	e, ok := p.entry(host, pid)
+// exit records that pid exited at ts (unix ns): its entry no longer
+// speaks for what that pid does after ts.
+func (p *procTable) exit(host string, pid uint32, ts int64) {
+	k := procKey{host, pid}
+	if e, ok := p.m[k]; ok && e.exited == 0 {
+		e.exited = ts
+		p.m[k] = e
+	}
+}
+
+// live returns pid's entry for something pid did at ts (unix ns): none if
+// the process the entry describes had exited before then, so that a reused
+// pid does not inherit another program's name and tree. A child's exec
+// before its parent's exit still finds the parent, whatever order the
+// batches arrive in.
+func (p *procTable) live(host string, pid uint32, ts int64) (procEntry, bool) {
+	e, ok := p.m[procKey{host, pid}]
+	if !ok || e.exited != 0 && ts > e.exited {
+		return procEntry{}, false
+	}
+	return e, true
+}
+
+// lookup returns the comm of pid at ts from the map, else, on the local
+// host, from /proc (the parent of a process started before Vigil, e.g.
+// sshd or a shell). The /proc answer is cached: the parent is likely to
+// exec more children.
+func (p *procTable) lookup(host string, pid uint32, ts int64) (string, bool) {
+	e, ok := p.entry(host, pid, ts)
 	return e.comm, ok
 }
 
-func (p *procTable) entry(host string, pid uint32) (procEntry, bool) {
+func (p *procTable) entry(host string, pid uint32, ts int64) (procEntry, bool) {
 	if pid == 0 {
 		return procEntry{}, false
 	}
-	if e, ok := p.m[procKey{host, pid}]; ok {
+	if e, ok := p.live(host, pid, ts); ok {
 		return e, true
 	}
 	if p.procRoot == "" || !p.isLocal(host) {
@@ -927,7 +957,7 @@ func (p *procTable) entry(host string, pid uint32) (procEntry, bool) {
 		if anc = p.parentOf(anc); anc <= 1 {
 			break
 		}
-		if a, ok := p.m[procKey{host, anc}]; ok {
+		if a, ok := p.live(host, anc, ts); ok {
 			e.tree = a.tree
 			break
 		}
@@ -982,12 +1012,12 @@ func (p *procTable) parentOf(pid uint32) uint32 {
 // tree rooted at that shell; a child of any other process that predates
 // Vigil (init, cron, sshd) roots a tree of its own. Container processes
 // share their container's tree.
-func (p *procTable) execTree(host, scope string, pid, ppid uint32, comm string) string {
+func (p *procTable) execTree(host, scope string, pid, ppid uint32, comm string, ts int64) string {
 	tree := scope
 	if scope == hostKey(host) {
-		if e, ok := p.m[procKey{host, pid}]; ok && e.tree != "" {
+		if e, ok := p.live(host, pid, ts); ok && e.tree != "" {
 			tree = e.tree
-		} else if e, ok := p.entry(host, ppid); ok && e.tree != "" {
+		} else if e, ok := p.entry(host, ppid, ts); ok && e.tree != "" {
 			tree = e.tree
 		} else if ok && ppid > 1 && shells[e.comm] {
 			tree = rootTree(host, ppid, e.comm)
@@ -1002,11 +1032,11 @@ func (p *procTable) execTree(host, scope string, pid, ppid uint32, comm string) 
 
 // treeOf returns the tree of a process acting now (connecting, opening a
 // file): the one it was given at exec, else a tree rooted at itself.
-func (p *procTable) treeOf(host, scope string, pid uint32, comm string) string {
+func (p *procTable) treeOf(host, scope string, pid uint32, comm string, ts int64) string {
 	if scope != hostKey(host) {
 		return scope
 	}
-	if e, ok := p.m[procKey{host, pid}]; ok && e.tree != "" {
+	if e, ok := p.live(host, pid, ts); ok && e.tree != "" {
 		return e.tree
 	}
 	return rootTree(host, pid, comm)

@@ -259,11 +259,11 @@ func TestProcCheckpoint(t *testing.T) {
 	root := t.TempDir()
 	proc := func(pid, comm string) { fakeProc(t, root, pid, "1", comm) }
 	before := newProcTable(64, root, "h")
-	web := before.execTree("h", hostKey("h"), 30, 1, "websrv")
-	before.execTree("h", hostKey("h"), 31, 1, "cron")
-	before.execTree("h", hostKey("h"), 32, 1, "gone")
-	before.execTree("h", scopeKey("h", "c1"), 33, 1, "nginx")
-	remote := before.execTree("r", hostKey("r"), 30, 1, "api")
+	web := before.execTree("h", hostKey("h"), 30, 1, "websrv", 0)
+	before.execTree("h", hostKey("h"), 31, 1, "cron", 0)
+	before.execTree("h", hostKey("h"), 32, 1, "gone", 0)
+	before.execTree("h", scopeKey("h", "c1"), 33, 1, "nginx", 0)
+	remote := before.execTree("r", hostKey("r"), 30, 1, "api", 0)
 	good, err := procCheckpoint{before}.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -277,16 +277,16 @@ func TestProcCheckpoint(t *testing.T) {
 	if err := (procCheckpoint{after}).UnmarshalBinary(good); err != nil {
 		t.Fatal(err)
 	}
-	if got := after.execTree("h", hostKey("h"), 40, 30, "sh"); got != web {
+	if got := after.execTree("h", hostKey("h"), 40, 30, "sh", 0); got != web {
 		t.Errorf("child of a process seen before the restart: tree %q, want %q", got, web)
 	}
-	if got := after.execTree("h", hostKey("h"), 41, 31, "sh"); got != rootTree("h", 41, "sh") {
+	if got := after.execTree("h", hostKey("h"), 41, 31, "sh", 0); got != rootTree("h", 41, "sh") {
 		t.Errorf("child of a reused pid inherited the old tree: %q", got)
 	}
 	if _, ok := after.m[procKey{"h", 32}]; ok {
 		t.Error("a gone process was restored")
 	}
-	if got := after.execTree("r", hostKey("r"), 41, 30, "sh"); got != remote {
+	if got := after.execTree("r", hostKey("r"), 41, 30, "sh", 0); got != remote {
 		t.Errorf("remote child: tree %q, want %q (remote processes cannot be checked)", got, remote)
 	}
 
@@ -308,9 +308,9 @@ func TestProcCheckpoint(t *testing.T) {
 // stays within the table's bound, and what is accepted writes back the same.
 func FuzzProcCheckpoint(f *testing.F) {
 	p := newProcTable(64, "", "")
-	p.execTree("h", hostKey("h"), 30, 1, "websrv")
-	p.execTree("h", hostKey("h"), 31, 30, "sh")
-	p.execTree("h", scopeKey("h", "c1"), 33, 1, "nginx")
+	p.execTree("h", hostKey("h"), 30, 1, "websrv", 0)
+	p.execTree("h", hostKey("h"), 31, 30, "sh", 0)
+	p.execTree("h", scopeKey("h", "c1"), 33, 1, "nginx", 0)
 	good, _ := procCheckpoint{p}.MarshalBinary()
 	f.Add(good)
 	f.Add(good[:len(good)-3])

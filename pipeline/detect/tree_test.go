@@ -179,24 +179,24 @@ func TestProcTableTree(t *testing.T) {
 	const h = "h"
 	hk := hostKey(h)
 
-	bash := p.execTree(h, hk, 30, 10, "bash")
+	bash := p.execTree(h, hk, 30, 10, "bash", 0)
 	if bash != rootTree(h, 30, "bash") {
 		t.Errorf("child of a pre-existing process: tree %q", bash)
 	}
-	if got := p.execTree(h, hk, 31, 30, "bash"); got != bash {
+	if got := p.execTree(h, hk, 31, 30, "bash", 0); got != bash {
 		t.Errorf("child of a seen parent: %q, want %q", got, bash)
 	}
 	delete(p.m, procKey{h, 31}) // now 31 is only in /proc: a fork-only subshell
-	if got := p.execTree(h, hk, 32, 31, "make"); got != bash {
+	if got := p.execTree(h, hk, 32, 31, "make", 0); got != bash {
 		t.Errorf("through a fork-only ancestor: %q, want %q", got, bash)
 	}
-	if got := p.execTree(h, hk, 32, 31, "cc"); got != bash {
+	if got := p.execTree(h, hk, 32, 31, "cc", 0); got != bash {
 		t.Errorf("re-exec keeps the tree: %q", got)
 	}
-	if got := p.treeOf(h, hk, 99, "curl"); got != rootTree(h, 99, "curl") {
+	if got := p.treeOf(h, hk, 99, "curl", 0); got != rootTree(h, 99, "curl") {
 		t.Errorf("unknown actor: %q", got)
 	}
-	if got := p.execTree(h, scopeKey(h, "c1"), 50, 30, "nginx"); got != scopeKey(h, "c1") {
+	if got := p.execTree(h, scopeKey(h, "c1"), 50, 30, "nginx", 0); got != scopeKey(h, "c1") {
 		t.Errorf("container process: %q", got)
 	}
 
@@ -205,19 +205,19 @@ func TestProcTableTree(t *testing.T) {
 	// other pre-existing processes still root their own.
 	proc("20", "10", "bash")
 	session := rootTree(h, 20, "bash")
-	if got := p.execTree(h, hk, 21, 20, "cp"); got != session {
+	if got := p.execTree(h, hk, 21, 20, "cp", 0); got != session {
 		t.Errorf("command of a pre-existing shell: tree %q, want %q", got, session)
 	}
-	if got := p.execTree(h, hk, 22, 20, "cat"); got != session {
+	if got := p.execTree(h, hk, 22, 20, "cat", 0); got != session {
 		t.Errorf("second command of the same shell: tree %q, want %q", got, session)
 	}
-	if got := p.execTree(h, hk, 23, 22, "sh"); got != session {
+	if got := p.execTree(h, hk, 23, 22, "sh", 0); got != session {
 		t.Errorf("grandchild in the session: tree %q, want %q", got, session)
 	}
-	if got := p.execTree(h, hk, 24, 10, "bash"); got != rootTree(h, 24, "bash") {
+	if got := p.execTree(h, hk, 24, 10, "bash", 0); got != rootTree(h, 24, "bash") {
 		t.Errorf("child of pre-existing sshd: tree %q, want its own", got)
 	}
-	if got := p.execTree(h, hk, 25, 1, "bash"); got != rootTree(h, 25, "bash") {
+	if got := p.execTree(h, hk, 25, 1, "bash", 0); got != rootTree(h, 25, "bash") {
 		t.Errorf("child of init: tree %q, want its own", got)
 	}
 }
@@ -229,17 +229,17 @@ func TestProcTableHosts(t *testing.T) {
 	fakeProc(t, root, "10", "1", "sshd")
 	p := newProcTable(64, root, "local")
 
-	if c, ok := p.lookup("local", 10); !ok || c != "sshd" {
+	if c, ok := p.lookup("local", 10, 0); !ok || c != "sshd" {
 		t.Errorf("local parent from /proc: %q, %v", c, ok)
 	}
-	if c, ok := p.lookup("remote", 10); ok {
+	if c, ok := p.lookup("remote", 10, 0); ok {
 		t.Errorf("remote pid 10 answered from this machine's /proc: %q", c)
 	}
-	web := p.execTree("remote", hostKey("remote"), 20, 1, "nginx")
-	if got := p.execTree("remote", hostKey("remote"), 21, 20, "sh"); got != web {
+	web := p.execTree("remote", hostKey("remote"), 20, 1, "nginx", 0)
+	if got := p.execTree("remote", hostKey("remote"), 21, 20, "sh", 0); got != web {
 		t.Errorf("remote child of a seen parent: %q, want %q", got, web)
 	}
-	if got := p.execTree("local", hostKey("local"), 21, 20, "sh"); got != rootTree("local", 21, "sh") {
+	if got := p.execTree("local", hostKey("local"), 21, 20, "sh", 0); got != rootTree("local", 21, "sh") {
 		t.Errorf("local pid 21 inherited the remote pid 20's tree: %q", got)
 	}
 }
@@ -279,5 +279,43 @@ func TestCommTree(t *testing.T) {
 	p.noteActed("h", "e", "tree:e/1@h", sec(100))
 	if len(p.acted) > 4 {
 		t.Errorf("%d entries, max 4", len(p.acted))
+	}
+}
+
+// TestProcTableReusedPid: once a process's exit is seen, its pid, reused by
+// another process, inherits neither its name nor its tree, while what that
+// process's children did before it exited (in batches read after its exit)
+// still finds it.
+func TestProcTableReusedPid(t *testing.T) {
+	p := newProcTable(100, "", "")
+	const h = "h"
+	hk := hostKey(h)
+	sec := func(n int) int64 { return int64(n) * int64(time.Second) }
+	web := p.execTree(h, hk, 30, 1, "websrv", sec(1))
+	if got := p.execTree(h, hk, 31, 30, "sh", sec(2)); got != web {
+		t.Fatalf("child tree %q, want %q", got, web)
+	}
+	p.exit(h, 30, sec(3))
+	// A child's exec from before the exit, read after it.
+	if got := p.execTree(h, hk, 32, 30, "sh", sec(2)+1); got != web {
+		t.Errorf("child exec'd before the exit: tree %q, want %q", got, web)
+	}
+	if c, ok := p.lookup(h, 30, sec(2)); !ok || c != "websrv" {
+		t.Errorf("lookup before the exit = %q, %v", c, ok)
+	}
+	// Pid 30 reused by a fork-only process: unknown, not websrv.
+	if c, ok := p.lookup(h, 30, sec(4)); ok {
+		t.Errorf("lookup of a reused pid = %q, want unknown", c)
+	}
+	if got := p.execTree(h, hk, 33, 30, "cat", sec(4)); got == web {
+		t.Errorf("child of a reused pid joined the old tree %q", got)
+	}
+	// Pid 30 reused by a new program: a tree of its own.
+	other := p.execTree(h, hk, 30, 1, "other", sec(5))
+	if other == web {
+		t.Errorf("reused pid kept the old tree %q", web)
+	}
+	if got := p.treeOf(h, hk, 30, "other", sec(6)); got != other {
+		t.Errorf("treeOf the new program = %q, want %q", got, other)
 	}
 }
