@@ -11,7 +11,7 @@ import (
 
 // detectorVersion is the first byte of a detector checkpoint; a change to
 // numState must bump it so that old checkpoints are refused, not misread.
-const detectorVersion = 3
+const detectorVersion = 4
 
 // ErrCheckpoint is returned (wrapped) for a checkpoint that cannot be read.
 var ErrCheckpoint = ckpt.ErrBad
@@ -29,6 +29,13 @@ func (d *Detector) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary replaces the detector's state with a checkpoint. The
 // detector keeps its options.
 func (d *Detector) UnmarshalBinary(data []byte) error {
+	// Version 3 is version 4 without the ladder's holds, which were
+	// appended last: read it with no ladder level holding, so that an
+	// upgrade does not send every series back to its warm-up.
+	const ladderBytes = ladderLevels * 2
+	if len(data) == StateSize-ladderBytes && firstByte(data) == 3 {
+		data = append(append([]byte{detectorVersion}, data[1:]...), make([]byte, ladderBytes)...)
+	}
 	if len(data) != StateSize || data[0] != detectorVersion {
 		return fmt.Errorf("detector state: %w: %d bytes, version %d", ErrCheckpoint, len(data), firstByte(data))
 	}

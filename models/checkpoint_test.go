@@ -103,3 +103,59 @@ func BenchmarkCorrelatorObserve(b *testing.B) {
 		}
 	}
 }
+
+// TestDetectorV3Checkpoint: a checkpoint from before the ladder's holds
+// (version 3, the same state without them) is restored with no level
+// holding, not refused, so an upgrade keeps what every series learned.
+func TestDetectorV3Checkpoint(t *testing.T) {
+	d := NewDetector(DetectorOptions{})
+	for i := range 3000 {
+		d.Update(t0.Add(time.Duration(i)*time.Minute), math.Sin(float64(i)/50)+float64(i%97)/200)
+	}
+	d.s.Ladder = [ladderLevels]uint16{}
+	v4, err := d.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v3 := append([]byte{3}, v4[1:len(v4)-ladderLevels*2]...)
+	var r Detector
+	if err := r.UnmarshalBinary(v3); err != nil {
+		t.Fatalf("version 3 checkpoint refused: %v", err)
+	}
+	if got, _ := r.MarshalBinary(); string(got) != string(v4) {
+		t.Error("version 3 checkpoint restored to a different state")
+	}
+	if err := r.UnmarshalBinary(append([]byte{3}, v4[1:]...)); err == nil {
+		t.Error("version 3 checkpoint of version 4's size accepted")
+	}
+}
+
+// TestLadder: below the alert score, a cluster of near misses scores one
+// point at the highest level it reaches and the rest damped, as the alert
+// level's hold does for alerts, instead of every point of the cluster
+// crossing a threshold set under the alert score.
+func TestLadder(t *testing.T) {
+	p := newParams(DetectorOptions{})
+	var s numState
+	raw := []float64{0.305, 0.308, 0.301, 0.295, 0.10}
+	var got []float64
+	for _, r := range raw {
+		got = append(got, s.ladder(r, r, p))
+	}
+	if got[0] != 0.305 {
+		t.Errorf("first near miss scored %v, want its raw 0.305", got[0])
+	}
+	for i, g := range got[1:4] {
+		if g >= 0.25 {
+			t.Errorf("near miss %d (raw %v) scored %v during the hold of the levels it reaches, want under the lowest level", i+1, raw[i+1], g)
+		}
+	}
+	if got[4] != 0.10 {
+		t.Errorf("a point under every level scored %v, want its raw 0.10", got[4])
+	}
+	// A stronger point during the hold of a lower level scores the higher
+	// level it newly reaches.
+	if g := s.ladder(0.335, 0.335, p); g < 0.33 {
+		t.Errorf("a point above the held levels scored %v", g)
+	}
+}

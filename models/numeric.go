@@ -175,6 +175,19 @@ const (
 	youthSurprise = 3
 	youthPoints   = 600
 
+	// Below AlertScore the score is reported as a ladder of alert levels,
+	// ladderLevels of them ladderStep apart, each with its own hold: a
+	// point scores the highest level at which a detector alerting there
+	// would have alerted on it (its raw score when that is the level just
+	// under it), and raw*HoldDamp where every level it reaches is holding.
+	// Thresholding the score anywhere on the ladder then keeps one alert
+	// per event, as the alert level does, instead of every point of a
+	// cluster of near misses; the live alert is unchanged. It matters for
+	// short and coarsely sampled series, whose best threshold lies below
+	// AlertScore (see bench/nab).
+	ladderLevels = 9
+	ladderStep   = 0.01
+
 	seasonBuckets = 144 // ten-minute buckets over a day
 	weekBuckets   = 168 // hourly buckets over a week
 	weekBucket    = 7 * 86400 / weekBuckets
@@ -313,6 +326,7 @@ type numState struct {
 	SeasonN [seasonBuckets]uint8   // visits per bucket, saturating
 	Week    [weekBuckets]int16     // hour-of-week correction to Season, in WScale units
 	WScale  float64                // value of one Week step, fixed when the profile is ready
+	Ladder  [ladderLevels]uint16   // hold left at each ladder level, highest first
 }
 
 // Detector is a streaming anomaly detector for one numeric series. It looks
@@ -452,6 +466,11 @@ func (d *Detector) Update(ts time.Time, v float64) Score {
 				}
 			}
 		}
+		if !out.Alert {
+			out.Value = s.ladder(raw, out.Value, p)
+		} else {
+			s.ladder(raw, 0, p)
+		}
 	}
 
 	s.Raw.learn(v, &rl, float64(s.N), p)
@@ -508,6 +527,44 @@ func (d *Detector) start(ts time.Time, v float64) {
 	for i := range s.Season {
 		s.Season[i] = float32(v)
 	}
+}
+
+// ladder steps the holds of the alert levels below AlertScore and returns
+// the score of a point with raw score raw that did not alert at AlertScore:
+// the highest level it alerts at (raw itself if no level lies between them),
+// else raw*HoldDamp if it reaches a level, else value (raw, or raw damped by
+// the main hold).
+func (s *numState) ladder(raw, value float64, p *params) float64 {
+	hold := uint16(min(p.opts.Hold, math.MaxUint16))
+	top := -1.0
+	reach := false
+	for j := range s.Ladder {
+		a := p.opts.AlertScore - float64(j+1)*ladderStep
+		if a <= 0 {
+			break
+		}
+		if s.Ladder[j] > 0 {
+			s.Ladder[j]--
+			reach = reach || raw >= a
+			continue
+		}
+		if raw >= a {
+			s.Ladder[j] = hold
+			if top < 0 {
+				top = a
+				if raw < a+ladderStep {
+					top = raw
+				}
+			}
+		}
+	}
+	switch {
+	case top >= 0:
+		return top
+	case reach && value == raw:
+		return raw * p.opts.HoldDamp
+	}
+	return value
 }
 
 // seasonReady reports whether the time-of-day profile has seen a full day
