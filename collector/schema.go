@@ -43,7 +43,7 @@ func col(name string, t arrow.DataType) arrow.Field {
 //	exec_ancestor  uint32              nearest ancestor that exec'd: ppid, or the process a fork-only
 //	                                   parent (a subshell) was forked from; 0 if unknown
 //
-// exec_ancestor was added after the first release, at the end (see Added).
+// exec_ancestor was added after the first release, at the end (see added).
 var execSchema = arrow.NewSchema([]arrow.Field{
 	col("ts", typeTS),
 	col("host", typeDict),
@@ -62,19 +62,15 @@ var execSchema = arrow.NewSchema([]arrow.Field{
 
 // added lists, per kind, the columns appended to its schema after the first
 // release, oldest first. A pipeline accepts a batch from an older collector
-// that lacks a suffix of them and fills those with zeros (see Added), so
-// pipelines can be upgraded before their collectors.
+// that lacks a suffix of them and fills those with their type's zero (see
+// CheckColumns and Upgrade), so pipelines can be upgraded before their
+// collectors.
 var added = map[Kind][]string{
 	KindExec: {"exec_ancestor"},
 }
 
-// Added returns the columns appended to kind's schema after the first
-// release, oldest first: an older collector's batches lack a suffix of
-// them, and their value there is the column type's zero.
-func Added(k Kind) []string { return added[k] }
-
 // CheckColumns checks that got has kind's columns, ignoring schema
-// metadata, or an older version's: those lacking a suffix of Added(k),
+// metadata, or an older version's: those lacking a suffix of added[k],
 // which Upgrade fills in.
 func CheckColumns(k Kind, got *arrow.Schema) error {
 	want := schemas[k]

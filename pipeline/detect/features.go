@@ -406,12 +406,14 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 		sig := uintColumn(rec, "signal")
 		core := uintColumn(rec, "core_dumped")
 		for i := range n {
+			// Whether or not its step is still open, the exit ends what
+			// the process table knows of this pid.
+			g.pids.exit(host(i), uint32(pid(i)), ts(i))
 			s, h, sc, cm := row(i)
 			if s == nil {
 				continue
 			}
 			c := comm(i)
-			g.pids.exit(host(i), uint32(pid(i)), ts(i))
 			both(s, h, sc, SeriesExits, 1)
 			credit(s, h, sc, SeriesExits, c, 1)
 			both(s, h, sc, SeriesForks, float64(forks(i)))
