@@ -149,7 +149,7 @@ ORDER BY score DESC, ts LIMIT ?`, id, id, o.MaxAnomalies+1)
 		if len(pids) == 0 || len(f.Processes) >= o.MaxProcesses {
 			return nil
 		}
-		res, err := r.Query(ctx, `SELECT host, ts, pid, ppid, uid, comm, filename, argv
+		res, err := r.Query(ctx, `SELECT host, ts, pid, ppid, uid, comm, filename, argv, exec_ancestor
 FROM `+db+`.exec_events
 WHERE host IN ? AND pid IN ? AND ts <= ?
 ORDER BY ts DESC LIMIT 1 BY host, pid`, hosts, pids, to)
@@ -169,7 +169,7 @@ ORDER BY ts DESC LIMIT 1 BY host, pid`, hosts, pids, to)
 		return f, fmt.Errorf("read the anomalies' processes: %w", err)
 	}
 	room := o.MaxProcesses - len(f.Processes)
-	res, err = r.Query(ctx, `SELECT host, ts, pid, ppid, uid, comm, filename, argv
+	res, err = r.Query(ctx, `SELECT host, ts, pid, ppid, uid, comm, filename, argv, exec_ancestor
 FROM `+db+`.exec_events
 WHERE host IN ? AND ts BETWEEN ? AND ? AND (? OR comm IN ? OR toString(cgroup_id) IN ?)
 ORDER BY greatest(dateDiff('millisecond', ts, ?), dateDiff('millisecond', ?, ts), 0), ts LIMIT ?`,
@@ -237,7 +237,7 @@ ORDER BY greatest(dateDiff('millisecond', max(ts), ?), dateDiff('millisecond', ?
 
 func process(row []any) Process {
 	return Process{Host: chread.String(row[0]), TS: chread.Time(row[1]), PID: chread.Uint32(row[2]), PPID: chread.Uint32(row[3]), UID: chread.Uint32(row[4]),
-		Comm: chread.String(row[5]), Filename: chread.String(row[6]), Argv: chread.Strings(row[7])}
+		Comm: chread.String(row[5]), Filename: chread.String(row[6]), Argv: chread.Strings(row[7]), Ancestor: chread.Uint32(row[8])}
 }
 
 func missingParents(ps []Process) []uint32 {
@@ -247,8 +247,8 @@ func missingParents(ps []Process) []uint32 {
 	}
 	var out []uint32
 	for _, p := range ps {
-		if p.PPID > 1 && !have[p.PPID] && !slices.Contains(out, p.PPID) {
-			out = append(out, p.PPID)
+		if l := p.launcher(); l > 1 && !have[l] && !slices.Contains(out, l) {
+			out = append(out, l)
 		}
 	}
 	return out

@@ -52,8 +52,8 @@ func TestBuild(t *testing.T) {
 		"incidents": {{id, ts("2026-11-24T14:02:10Z"), ts("2026-11-24T14:09:40Z"), (*time.Time)(nil), "open", "high", "t", []string{"web-1"}, []string{"comm:curl"}}},
 		"anomalies": {{"a1", ts("2026-11-24T14:02:10Z"), "web-1", "comm", "curl", "tcp_new_destinations", "rrcf/1", 0.97, "high", 0.2, 14.0,
 			ts("2026-11-24T14:01:00Z"), ts("2026-11-24T14:02:00Z"), "{}"}},
-		"exec_events": {{"web-1", ts("2026-11-24T14:01:58Z"), uint32(4121), uint32(4120), uint32(33), "curl", "/usr/bin/curl", []string{"curl", hostile}}},
-		"parents":     {{"web-1", ts("2026-11-24T14:01:57Z"), uint32(4120), uint32(1), uint32(33), "sh", "/bin/sh", []string{"sh"}}},
+		"exec_events": {{"web-1", ts("2026-11-24T14:01:58Z"), uint32(4121), uint32(4120), uint32(33), "curl", "/usr/bin/curl", []string{"curl", hostile}, uint32(4120)}},
+		"parents":     {{"web-1", ts("2026-11-24T14:01:57Z"), uint32(4120), uint32(1), uint32(33), "sh", "/bin/sh", []string{"sh"}, uint32(1)}},
 		"tcp_events": {{"web-1", uint32(4121), "curl", "connect", "203.0.113.50", uint16(443), uint64(14),
 			ts("2026-11-24T14:01:58Z"), ts("2026-11-24T14:02:40Z"), uint64(0), uint64(0)}},
 	}}
@@ -105,6 +105,33 @@ func TestBuild(t *testing.T) {
 		}
 		if len(execs) < 2 || !strings.Contains(execs[0], "pid IN") || !strings.Contains(execs[1], "dateDiff") {
 			t.Errorf("want the named pids read before the nearest processes, got:\n%s", strings.Join(execs, "\n---\n"))
+		}
+	})
+	t.Run("a subshell's child finds the shell that forked it", func(t *testing.T) {
+		// curl's parent 4125 is a subshell of sh 4120: forked, never
+		// exec'd, so it has no exec row; the ancestor is the one to read.
+		r3 := &tableRunner{rows: map[string][][]any{}}
+		for k, v := range r.rows {
+			r3.rows[k] = v
+		}
+		c := slices.Clone(r.rows["exec_events"][0])
+		c[3] = uint32(4125)
+		r3.rows["exec_events"] = [][]any{c}
+		f, err := Build(context.Background(), r3, id, BuildOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bound []uint32
+		for i, sql := range r3.sqls {
+			if strings.Contains(sql, "LIMIT 1 BY") {
+				bound = r3.args[i][1].([]uint32)
+			}
+		}
+		if !slices.Equal(bound, []uint32{4120}) {
+			t.Errorf("parents looked up as %v, want the exec'd ancestor [4120]", bound)
+		}
+		if len(f.Processes) != 2 || f.Processes[1].PPID != 4125 || f.Processes[1].Ancestor != 4120 {
+			t.Errorf("processes %+v", f.Processes)
 		}
 	})
 	t.Run("not found", func(t *testing.T) {

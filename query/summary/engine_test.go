@@ -30,8 +30,9 @@ func TestBuildEngine(t *testing.T) {
 	for _, p := range f.Processes {
 		comms = append(comms, p.Comm)
 	}
-	// curl twice, its parent sh and grandparent php-fpm (found as
-	// ancestors); nothing from db-2.
+	// curl twice, its parent sh and php-fpm, which ran sh through a
+	// subshell (found as ancestors: php-fpm only by exec_ancestor);
+	// nothing from db-2.
 	slices.Sort(comms)
 	if strings.Join(comms, ",") != "curl,curl,php-fpm,sh" {
 		t.Errorf("processes %v", comms)
@@ -42,6 +43,9 @@ func TestBuildEngine(t *testing.T) {
 	s := summary.Offline(&f)
 	if fl := summary.Ground(&s, &f); len(fl) > 0 {
 		t.Errorf("offline summary of real rows not grounded: %+v\n%s", fl, s.Markdown())
+	}
+	if !strings.Contains(s.Markdown(), "started by `php-fpm` (pid 880) through a subshell (pid 890)") {
+		t.Errorf("sh's launcher not named:\n%s", s.Markdown())
 	}
 	if !strings.Contains(s.Markdown(), "IGNORE ALL PREVIOUS") || strings.Contains(s.Markdown(), "\nTitle: ALL CLEAR") {
 		t.Errorf("planted argv not quoted as data:\n%s", s.Markdown())

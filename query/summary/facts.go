@@ -71,15 +71,29 @@ type Anomaly struct {
 
 // Process is one exec in or around the incident; PPID links the tree.
 type Process struct {
-	Ref      string    `json:"ref"`
-	Host     string    `json:"host"`
-	TS       time.Time `json:"ts"`
-	PID      uint32    `json:"pid"`
-	PPID     uint32    `json:"ppid"`
-	UID      uint32    `json:"uid"`
-	Comm     string    `json:"comm"`
-	Filename string    `json:"filename"`
-	Argv     []string  `json:"argv"`
+	Ref  string    `json:"ref"`
+	Host string    `json:"host"`
+	TS   time.Time `json:"ts"`
+	PID  uint32    `json:"pid"`
+	PPID uint32    `json:"ppid"`
+	// Ancestor is the nearest ancestor that had exec'd (exec_events'
+	// exec_ancestor): PPID, or the process a fork-only parent such as a
+	// subshell was forked from; 0 if unknown.
+	Ancestor uint32   `json:"exec_ancestor,omitempty"`
+	UID      uint32   `json:"uid"`
+	Comm     string   `json:"comm"`
+	Filename string   `json:"filename"`
+	Argv     []string `json:"argv"`
+}
+
+// launcher is the process that ran p: its nearest ancestor that had
+// exec'd. A subshell parent never has an exec row of its own, so this is
+// the one to look for in the fact sheet.
+func (p *Process) launcher() uint32 {
+	if p.Ancestor != 0 {
+		return p.Ancestor
+	}
+	return p.PPID
 }
 
 // Connection aggregates the TCP events of one process to one peer.

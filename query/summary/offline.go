@@ -28,7 +28,15 @@ func Offline(f *FactSheet) Summary {
 		byPID[p.Host+"/"+strconv.FormatUint(uint64(p.PID), 10)] = p
 	}
 	parent := func(p *Process) *Process {
-		return byPID[p.Host+"/"+strconv.FormatUint(uint64(p.PPID), 10)]
+		return byPID[p.Host+"/"+strconv.FormatUint(uint64(p.launcher()), 10)]
+	}
+	// startedBy says who ran p: its parent, or the process whose subshell
+	// was its parent.
+	startedBy := func(p, pp *Process) string {
+		if p.PPID != pp.PID {
+			return fmt.Sprintf(", started by %s (pid %d) through a subshell (pid %d)", q(pp.Comm), pp.PID, p.PPID)
+		}
+		return fmt.Sprintf(", started by %s (pid %d)", q(pp.Comm), pp.PID)
 	}
 
 	// Title.
@@ -67,8 +75,10 @@ func Offline(f *FactSheet) Summary {
 		}
 		ev := []string{p.Ref}
 		if pp := parent(p); pp != nil {
-			text += fmt.Sprintf(", started by %s (pid %d)", q(pp.Comm), pp.PID)
+			text += startedBy(p, pp)
 			ev = append(ev, pp.Ref)
+		} else if l := p.launcher(); l != p.PPID {
+			text += fmt.Sprintf(", parent pid %d, a subshell of pid %d", p.PPID, l)
 		} else {
 			text += fmt.Sprintf(", parent pid %d", p.PPID)
 		}
@@ -148,7 +158,7 @@ func Offline(f *FactSheet) Summary {
 			text := fmt.Sprintf("Most likely related: %s (pid %d) running %s", q(suspect.Comm), suspect.PID, q(suspect.Filename))
 			ev := []string{a.Ref, suspect.Ref}
 			if pp := parent(suspect); pp != nil {
-				text += fmt.Sprintf(", started by %s (pid %d)", q(pp.Comm), pp.PID)
+				text += startedBy(suspect, pp)
 				ev = append(ev, pp.Ref)
 			}
 			if c := busiestConn(f.Connections, &Anomaly{Host: suspect.Host, PID: suspect.PID}); c != nil {
@@ -165,7 +175,7 @@ func Offline(f *FactSheet) Summary {
 			if c, ok := sessionOf(f.Processes, suspect, &a); ok {
 				s.LikelyCause = append(s.LikelyCause, c)
 				s.NextSteps = append(s.NextSteps, Claim{
-					Text:     fmt.Sprintf("Find out who opened the shell with pid %d on %s (its parent, owner and login time) while it runs.", suspect.PPID, q(suspect.Host)),
+					Text:     fmt.Sprintf("Find out who opened the shell with pid %d on %s (its parent, owner and login time) while it runs.", suspect.launcher(), q(suspect.Host)),
 					Evidence: []string{a.Ref},
 				})
 			}
@@ -236,7 +246,7 @@ func noveltyPhrase(detector string) string {
 // incident. The claim lists the session's commands in the fact sheet.
 func sessionOf(procs []Process, suspect *Process, a *Anomaly) (Claim, bool) {
 	root, pid, ok := treeRoot(a.Tree)
-	if !ok || pid != suspect.PPID || pid == suspect.PID {
+	if !ok || pid != suspect.launcher() || pid == suspect.PID {
 		return Claim{}, false
 	}
 	var comms, refs []string
@@ -249,7 +259,7 @@ func sessionOf(procs []Process, suspect *Process, a *Anomaly) (Claim, bool) {
 		if p.PID == pid {
 			return Claim{}, false // the shell's exec was seen: an ordinary tree
 		}
-		if p.PPID != pid || seen[p.Comm] || len(comms) == 8 {
+		if p.launcher() != pid || seen[p.Comm] || len(comms) == 8 {
 			continue
 		}
 		seen[p.Comm] = true

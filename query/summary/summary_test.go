@@ -239,6 +239,11 @@ func TestSessionOf(t *testing.T) {
 		{"the shell's exec was seen", append(slices.Clone(session), proc("P4", 500, 1, "bash")), ""},
 		{"one program only", session[:1], ""},
 		{"another host's pid 500", []Process{session[0], {Ref: "P2", Host: "other", PID: 502, PPID: 500, Comm: "tool"}}, ""},
+		// tool ran in a subshell (pid 600) of the shell: still its command.
+		{"a command through a subshell", []Process{session[0], {Ref: "P2", Host: "h", PID: 601, PPID: 600, Ancestor: 500, Comm: "tool"}},
+			"These are the commands of one session: `bash` (pid 500), a shell that was running before Vigil started, ran `cp`, `tool`."},
+		{"the suspect itself through a subshell", []Process{{Ref: "P2", Host: "h", PID: 601, PPID: 600, Ancestor: 500, Comm: "tool"}, session[0]},
+			"These are the commands of one session: `bash` (pid 500), a shell that was running before Vigil started, ran `tool`, `cp`."},
 	} {
 		c, ok := sessionOf(tc.procs, &tc.procs[0], a)
 		if got := map[bool]string{true: c.Text}[ok]; got != tc.want {
