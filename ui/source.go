@@ -96,14 +96,18 @@ type TimelineEntry struct {
 }
 
 // Process is one node of an incident's process tree; the page links nodes by
-// PPID.
+// Launcher when it is set, else by PPID.
 type Process struct {
-	PID   uint32    `json:"pid"`
-	PPID  uint32    `json:"ppid"`
-	Comm  string    `json:"comm"`
-	Argv  []string  `json:"argv,omitempty"`
-	Start time.Time `json:"start,omitzero"`
-	Host  string    `json:"host,omitempty"`
+	PID  uint32 `json:"pid"`
+	PPID uint32 `json:"ppid"`
+	// Launcher is the nearest ancestor that had exec'd when PPID is a
+	// fork-only parent such as a subshell (which has no node of its own);
+	// 0 when that ancestor is PPID or unknown.
+	Launcher uint32    `json:"launcher,omitempty"`
+	Comm     string    `json:"comm"`
+	Argv     []string  `json:"argv,omitempty"`
+	Start    time.Time `json:"start,omitzero"`
+	Host     string    `json:"host,omitempty"`
 	// Flagged marks processes an anomaly points at.
 	Flagged bool `json:"flagged,omitempty"`
 }

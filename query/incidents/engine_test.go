@@ -41,9 +41,15 @@ func TestSourceEngine(t *testing.T) {
 			t.Errorf("process from another host: %+v", p)
 		}
 	}
-	// curl (in scope) and its parent sh (found as an ancestor).
+	// curl (in scope) and sh, which ran it through a subshell (found by
+	// exec_ancestor, not by ppid).
 	if !comms["curl"] || !comms["sh"] {
 		t.Errorf("process tree %+v", d.ProcessTree)
+	}
+	for _, p := range d.ProcessTree {
+		if want := map[uint32]uint32{4121: 4120, 4120: 880}[p.PID]; p.Launcher != want {
+			t.Errorf("%s (pid %d, ppid %d): launcher %d, want %d", p.Comm, p.PID, p.PPID, p.Launcher, want)
+		}
 	}
 	if len(d.Connections) == 0 || d.Connections[0].Dst != "203.0.113.50:443" {
 		t.Errorf("connections %+v", d.Connections)

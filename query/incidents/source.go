@@ -223,13 +223,15 @@ func (s *Source) Incident(ctx context.Context, id string) (ui.IncidentDetail, er
 	sc := scopeOf(d.Incident, entities, anomalies, resolved, s.o.Margin)
 
 	// Process tree: execs in scope during the incident, plus the latest
-	// exec of each parent outside the scope (who started them; one level,
-	// so the statement stays one copyable query).
+	// exec of each launcher outside the scope (who started them; one
+	// level, so the statement stays one copyable query). The launcher is
+	// the nearest ancestor that had exec'd: a subshell parent never has
+	// an exec row of its own, the shell that forked it does.
 	inScope := "host IN " + quoteList(sc.hosts) + " AND ts BETWEEN " + timeLit(sc.from) + " AND " + timeLit(sc.to) + sc.procCond()
-	execCols := "host, ts, pid, ppid, comm, filename, argv"
+	execCols := "host, ts, pid, ppid, comm, filename, argv, exec_ancestor"
 	d.SQL[ui.SectionProcessTree] = "SELECT * FROM (\n  SELECT " + execCols + " FROM " + s.db + ".exec_events\n  WHERE " + inScope +
 		"\n  UNION ALL\n  SELECT " + execCols + " FROM " + s.db + ".exec_events\n  WHERE host IN " + quoteList(sc.hosts) +
-		" AND ts <= " + timeLit(sc.to) + "\n    AND pid IN (SELECT ppid FROM " + s.db + ".exec_events WHERE " + inScope + ")" +
+		" AND ts <= " + timeLit(sc.to) + "\n    AND pid IN (SELECT if(exec_ancestor = 0, ppid, exec_ancestor) FROM " + s.db + ".exec_events WHERE " + inScope + ")" +
 		"\n    AND pid NOT IN (SELECT pid FROM " + s.db + ".exec_events WHERE " + inScope + ")" +
 		"\n  ORDER BY ts DESC LIMIT 1 BY host, pid\n)\nORDER BY ts LIMIT " + strconv.Itoa(s.o.MaxRows)
 	res, err = s.r.Query(ctx, d.SQL[ui.SectionProcessTree])
@@ -239,6 +241,9 @@ func (s *Source) Incident(ctx context.Context, id string) (ui.IncidentDetail, er
 	var pids []uint32
 	for _, row := range res.Rows {
 		p := ui.Process{Host: chread.String(row[0]), Start: chread.Time(row[1]), PID: chread.Uint32(row[2]), PPID: chread.Uint32(row[3]), Comm: chread.String(row[4]), Argv: chread.Strings(row[6])}
+		if a := chread.Uint32(row[7]); a != 0 && a != p.PPID {
+			p.Launcher = a
+		}
 		if len(p.Argv) == 0 {
 			p.Argv = []string{chread.String(row[5])}
 		}

@@ -76,17 +76,20 @@ function section(title, key, body, count) {
     body);
 }
 
-// processTree nests processes by ppid; processes whose parent is not in the
-// list are roots.
+// processTree nests processes under their launcher (the nearest ancestor
+// that had exec'd, set when the parent was a subshell with no node of its
+// own), else under their ppid; processes whose parent is not in the list
+// are roots.
 function processTree(procs) {
   if (!procs || !procs.length) return h("div", { class: "empty", text: "No processes recorded." });
   const byPID = new Map(procs.map((p) => [p.pid, p]));
   const kids = new Map();
   const roots = [];
   for (const p of procs) {
-    if (p.ppid !== p.pid && byPID.has(p.ppid)) {
-      if (!kids.has(p.ppid)) kids.set(p.ppid, []);
-      kids.get(p.ppid).push(p);
+    const up = p.launcher || p.ppid;
+    if (up !== p.pid && byPID.has(up)) {
+      if (!kids.has(up)) kids.set(up, []);
+      kids.get(up).push(p);
     } else roots.push(p);
   }
   const seen = new Set();
@@ -98,6 +101,7 @@ function processTree(procs) {
       h("span", { class: "pid", text: str(p.pid) }), " ",
       h("span", { class: "comm", text: str(p.comm) }), " ",
       h("span", { class: "argv", text: str(p.argv) }),
+      p.launcher ? h("span", { class: "muted small via", text: " via subshell " + str(p.ppid) }) : null,
       p.start ? h("span", { class: "muted small", text: " " + fmtTime(p.start) }) : null,
       children.length ? h("ul", null, children.map(node)) : null);
   };
