@@ -22,13 +22,23 @@ func Offline(f *FactSheet) Summary {
 
 	anoms := slices.Clone(f.Anomalies)
 	slices.SortStableFunc(anoms, func(a, b Anomaly) int { return cmp.Compare(b.Score, a.Score) })
-	byPID := map[string]*Process{}
+	byPID := map[string][]*Process{}
 	for i := range f.Processes {
 		p := &f.Processes[i]
-		byPID[p.Host+"/"+strconv.FormatUint(uint64(p.PID), 10)] = p
+		k := p.Host + "/" + strconv.FormatUint(uint64(p.PID), 10)
+		byPID[k] = append(byPID[k], p)
 	}
+	// parent is the program the launcher pid was running when p started:
+	// its latest exec at or before p's. A pid execs again (bash -c runs
+	// its last command in place), and the later program did not start p.
 	parent := func(p *Process) *Process {
-		return byPID[p.Host+"/"+strconv.FormatUint(uint64(p.launcher()), 10)]
+		var pp *Process
+		for _, c := range byPID[p.Host+"/"+strconv.FormatUint(uint64(p.launcher()), 10)] {
+			if !c.TS.After(p.TS) && (pp == nil || c.TS.After(pp.TS)) {
+				pp = c
+			}
+		}
+		return pp
 	}
 	// startedBy says who ran p: its parent, or the process whose subshell
 	// was its parent.
@@ -119,11 +129,13 @@ func Offline(f *FactSheet) Summary {
 
 	// Likely cause: the processes of the top anomaly's entity, and where
 	// they connected. A correlation, and worded as one.
+	var suspect *Process
 	if len(anoms) == 0 {
 		s.LikelyCause = append(s.LikelyCause, Claim{Text: "No anomaly is recorded for this incident; the cause cannot be determined from the telemetry."})
 	} else {
 		a := anoms[0]
-		suspect, conn := suspectOf(f.Processes, &a), busiestConn(f.Connections, &a)
+		var conn *Connection
+		suspect, conn = suspectOf(f.Processes, &a), busiestConn(f.Connections, &a)
 		switch {
 		case suspect == nil && conn != nil:
 			// A process that predates Vigil: its connections still say who.
@@ -182,17 +194,14 @@ func Offline(f *FactSheet) Summary {
 		}
 	}
 
-	// Next steps.
-	for i := range f.Processes {
-		p := &f.Processes[i]
-		if len(s.LikelyCause) > 0 && slices.Contains(s.LikelyCause[0].Evidence, p.Ref) {
-			step := fmt.Sprintf("Check whether %s (pid %d, uid %d) is expected on %s and read its full command line.", q(p.Filename), p.PID, p.UID, q(p.Host))
-			if p.UID == 0 {
-				step += " It ran as root: review how it was started."
-			}
-			s.NextSteps = append(s.NextSteps, Claim{Text: step, Evidence: []string{p.Ref}})
-			break
+	// Next steps. The suspect itself, not its parent, which the likely
+	// cause cites too.
+	if p := suspect; p != nil {
+		step := fmt.Sprintf("Check whether %s (pid %d, uid %d) is expected on %s and read its full command line.", q(p.Filename), p.PID, p.UID, q(p.Host))
+		if p.UID == 0 {
+			step += " It ran as root: review how it was started."
 		}
+		s.NextSteps = append(s.NextSteps, Claim{Text: step, Evidence: []string{p.Ref}})
 	}
 	peers := 0
 	seen := map[string]bool{}
