@@ -139,6 +139,16 @@ func TestBrowser(t *testing.T) {
 		return v.textContent + " under " + (li ? li.querySelector(".pid").textContent : "nothing"); })()`); under != " via subshell 4255 under 4242" {
 		t.Errorf("subshell child: %q", under)
 	}
+	// A pid that exec'd twice shows both programs; its child hangs under the
+	// one it ran first.
+	if under := browsertest.Eval[string](b, `(() => { const out = [];
+		for (const li of document.querySelectorAll("#sec-process_tree li")) {
+			if (li.querySelector(".pid").textContent !== "4270" && li.querySelector(".pid").textContent !== "4271") continue;
+			const up = li.parentElement.closest("li");
+			out.push(li.querySelector(".comm").textContent + "<" + (up ? up.querySelector(".comm").textContent : "root")); }
+		return out.join(" "); })()`); under != "bash<sh id<bash sleep<sh" {
+		t.Errorf("re-exec'd pid: %q", under)
+	}
 	b.WaitText("#sec-connections", "203.0.113.7:4444", 5*time.Second)
 	for _, tok := range []string{"nginx worker 4100 spawned ", "`sh -c 'curl … | sh'`, ", "which fetched a script <script>alert(4)</script> and opened a reverse shell to 203.0.113.7:4444."} {
 		s.Hub().Publish("summary_token", SummaryToken{IncidentID: "inc-1", Text: tok})

@@ -108,6 +108,10 @@ func (f *fakeSource) Incident(_ context.Context, id string) (IncidentDetail, err
 			{PID: 4250, PPID: 4242, Comm: "sh", Argv: []string{"sh"}},
 			// Run from a subshell of 4242 (pid 4255), which has no node.
 			{PID: 4260, PPID: 4255, Launcher: 4242, Comm: "base64", Argv: []string{"base64", "-d"}},
+			// bash -c ran id, then its last command in place: id is bash's.
+			{PID: 4270, PPID: 4242, Comm: "bash", Argv: []string{"bash", "-c", "id; sleep 1"}, Start: t.Add(time.Second)},
+			{PID: 4271, PPID: 4270, Comm: "id", Argv: []string{"id"}, Start: t.Add(2 * time.Second)},
+			{PID: 4270, PPID: 4242, Comm: "sleep", Argv: []string{"sleep", "1"}, Start: t.Add(3 * time.Second)},
 		},
 		Connections: []Connection{
 			{TS: t.Add(300 * time.Millisecond), PID: 4243, Comm: "curl", Proto: "tcp", Src: "10.0.0.5:51234", Dst: "203.0.113.7:80", Bytes: 5120},

@@ -1,7 +1,7 @@
 // Incidents: the list (severity, state) and the detail view with the summary
 // streaming in as the LLM writes it, the timeline, the process tree, the
 // connections, the anomalies and the SQL behind each section.
-import { h, replace, str, fmtTime, fmtISO, severityBadge, stateBadge, sqlParts, notAvailable, cell } from "../dom.js";
+import { h, replace, str, toMillis, fmtTime, fmtISO, severityBadge, stateBadge, sqlParts, notAvailable, cell } from "../dom.js";
 import { api } from "../conn.js";
 import { store } from "../store.js";
 import { anomalyRow } from "./anomalies.js";
@@ -79,24 +79,35 @@ function section(title, key, body, count) {
 // processTree nests processes under their launcher (the nearest ancestor
 // that had exec'd, set when the parent was a subshell with no node of its
 // own), else under their ppid; processes whose parent is not in the list
-// are roots.
+// are roots. A pid can exec more than once (bash -c runs its last command
+// in place), so a child hangs under what that pid ran when the child
+// started, and under none of its later programs.
 function processTree(procs) {
   if (!procs || !procs.length) return h("div", { class: "empty", text: "No processes recorded." });
-  const byPID = new Map(procs.map((p) => [p.pid, p]));
+  const byPID = new Map();
+  for (const p of procs) {
+    if (!byPID.has(p.pid)) byPID.set(p.pid, []);
+    byPID.get(p.pid).push(p);
+  }
+  const before = (a, b) => !(toMillis(a.start) > toMillis(b.start)); // unknown times compare as before
   const kids = new Map();
   const roots = [];
   for (const p of procs) {
     const up = p.launcher || p.ppid;
-    if (up !== p.pid && byPID.has(up)) {
-      if (!kids.has(up)) kids.set(up, []);
-      kids.get(up).push(p);
+    let parent = null;
+    if (up !== p.pid) {
+      for (const c of byPID.get(up) || []) if (before(c, p) && (!parent || before(parent, c))) parent = c;
+    }
+    if (parent) {
+      if (!kids.has(parent)) kids.set(parent, []);
+      kids.get(parent).push(p);
     } else roots.push(p);
   }
   const seen = new Set();
   const node = (p) => {
-    if (seen.has(p.pid)) return null; // cycles in hostile data
-    seen.add(p.pid);
-    const children = kids.get(p.pid) || [];
+    if (seen.has(p)) return null; // cycles in hostile data
+    seen.add(p);
+    const children = kids.get(p) || [];
     return h("li", { class: p.flagged ? "flagged" : "" },
       h("span", { class: "pid", text: str(p.pid) }), " ",
       h("span", { class: "comm", text: str(p.comm) }), " ",
