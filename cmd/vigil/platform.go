@@ -109,22 +109,34 @@ func (p *platform) Health(ctx context.Context) (ui.Health, error) {
 
 // modelsHealth says whether the models are alerting yet: on a new install
 // a quiet dashboard is the learning period, not a broken pipeline.
+//
+// New containers learn too, but containers come and go all day on a busy
+// host: they are said in the detail and do not make the state "learning".
 func modelsHealth(st detect.Stats) ui.ComponentHealth {
 	series := fmt.Sprintf("%d series scored", st.Series)
+	if st.ContainersLearning > 0 {
+		series += fmt.Sprintf("; %s learned silently until %s UTC",
+			plural(st.ContainersLearning, "new container's values are", "new containers' values are"), st.ContainersUntil.Format("15:04"))
+	}
 	switch {
 	case st.Points == 0:
 		return ui.ComponentHealth{State: ui.StateLearning, Detail: "waiting for the first step of telemetry"}
 	case st.HostsLearning > 0:
-		hosts := "1 host" // not "this host": it may be a remote collector's
-		if st.HostsLearning > 1 {
-			hosts = fmt.Sprintf("%d hosts", st.HostsLearning)
-		}
+		// Not "this host": it may be a remote collector's.
 		return ui.ComponentHealth{State: ui.StateLearning,
 			Detail: fmt.Sprintf("new binaries, exec pairs, sensitive files and privilege changes on %s are learned silently until %s UTC; %s",
-				hosts, st.LearningUntil.Format("15:04"), series)}
+				plural(st.HostsLearning, "host", "hosts"), st.LearningUntil.Format("15:04"), series)}
 	default:
 		return ui.ComponentHealth{State: ui.StateOK, Detail: series}
 	}
+}
+
+// plural is "1 one" or "n many".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // pinger pings ClickHouse for the dashboard, one ping at a time, and

@@ -27,6 +27,11 @@ func TestModelsHealth(t *testing.T) {
 		{"hosts learning", detect.Stats{Points: 10, Series: 7, HostsLearning: 3, LearningUntil: until},
 			ui.StateLearning, []string{"3 hosts", "04:21"}},
 		{"learned", detect.Stats{Points: 10, Series: 42}, ui.StateOK, []string{"42 series scored"}},
+		{"a new container learning", detect.Stats{Points: 10, Series: 42, ContainersLearning: 1, ContainersUntil: until},
+			ui.StateOK, []string{"42 series scored", "1 new container's values are learned silently until 04:21 UTC"}},
+		{"hosts and containers learning", detect.Stats{Points: 10, Series: 42, HostsLearning: 1, LearningUntil: until,
+			ContainersLearning: 2, ContainersUntil: until.Add(time.Hour)},
+			ui.StateLearning, []string{"on 1 host", "2 new containers' values are learned silently until 05:21 UTC"}},
 	} {
 		h := modelsHealth(c.st)
 		if h.State != c.state {

@@ -310,7 +310,7 @@ func (c procCheckpoint) UnmarshalBinary(data []byte) error {
 		if r.Err() != nil {
 			break
 		}
-		if pid == 0 || pid > math.MaxUint32 || !strings.HasPrefix(e.tree, "tree:") && !strings.HasPrefix(e.tree, "host:") && !strings.HasPrefix(e.tree, "container:") {
+		if pid == 0 || pid > math.MaxUint32 || !strings.HasPrefix(e.tree, "tree:") && !strings.HasPrefix(e.tree, "host:") && !strings.HasPrefix(e.tree, containerPrefix) {
 			return fmt.Errorf("%w: process %d on %q: bad pid or tree %q", models.ErrCheckpoint, pid, host, e.tree)
 		}
 		procs = append(procs, proc{procKey{host, uint32(pid)}, e})

@@ -221,9 +221,9 @@ const maxAnomalyIDs = 256
 
 type counters struct {
 	batches, rows, late, points, anomalies, incidents, droppedSeries, immaterial atomic.Uint64
-	// As of the last closed step: series fed, hosts still learning and
-	// when the last of them stops (Unix ns, 0 when none).
-	series, hostsLearning, learningUntil atomic.Int64
+	// As of the last closed step: series fed, hosts and containers still
+	// learning and when the last of each stops (Unix ns, 0 when none).
+	series, hostsLearning, learningUntil, containersLearning, containersUntil atomic.Int64
 }
 
 // Stats is a snapshot of the detector's counters.
@@ -244,6 +244,11 @@ type Stats struct {
 	// LearningUntil is when the last of them starts alerting on them.
 	HostsLearning int       `json:"hosts_learning"`
 	LearningUntil time.Time `json:"learning_until,omitzero"`
+	// ContainersLearning are containers first seen less than a learning
+	// period ago, learned silently like a new host; ContainersUntil is
+	// when the last of them starts alerting.
+	ContainersLearning int       `json:"containers_learning"`
+	ContainersUntil    time.Time `json:"containers_learning_until,omitzero"`
 }
 
 // New returns a Detector, restoring the models from Options.StateDir when a
@@ -280,11 +285,27 @@ func (d *Detector) Stats() Stats {
 		Points: d.stats.points.Load(), Anomalies: d.stats.anomalies.Load(), Incidents: d.stats.incidents.Load(),
 		DroppedSeries: d.stats.droppedSeries.Load(), Immaterial: d.stats.immaterial.Load(),
 		Series: int(d.stats.series.Load()), HostsLearning: int(d.stats.hostsLearning.Load()),
+		ContainersLearning: int(d.stats.containersLearning.Load()),
 	}
 	if ns := d.stats.learningUntil.Load(); ns != 0 {
 		st.LearningUntil = time.Unix(0, ns).UTC()
 	}
+	if ns := d.stats.containersUntil.Load(); ns != 0 {
+		st.ContainersUntil = time.Unix(0, ns).UTC()
+	}
 	return st
+}
+
+// storeLearning counts the novelty scopes under prefix still learning at
+// now and when the last of them stops (0 when none).
+func (d *Detector) storeLearning(prefix string, now time.Time, count, until *atomic.Int64) {
+	n, last := d.nov.Learning(prefix, now)
+	count.Store(int64(n))
+	if n == 0 {
+		until.Store(0)
+	} else {
+		until.Store(last.UnixNano())
+	}
 }
 
 // Run implements pipeline.Consumer. When in closes it closes the steps
@@ -392,13 +413,8 @@ func (d *Detector) closeStep(s *stepAcc) {
 	d.bank.EvictIdle(end.Add(-time.Duration(d.o.IdleSteps+1) * d.o.Step))
 	d.stats.points.Add(uint64(len(pts)))
 	d.stats.series.Store(int64(len(pts)))
-	n, until := d.nov.Learning(hostKey(""), end) // every host's key starts so
-	d.stats.hostsLearning.Store(int64(n))
-	if n == 0 {
-		d.stats.learningUntil.Store(0)
-	} else {
-		d.stats.learningUntil.Store(until.UnixNano())
-	}
+	d.storeLearning(hostKey(""), end, &d.stats.hostsLearning, &d.stats.learningUntil) // every host's key starts so
+	d.storeLearning(containerPrefix, end, &d.stats.containersLearning, &d.stats.containersUntil)
 	if len(pts) > 0 {
 		d.out.Points(end, pts)
 	}

@@ -321,8 +321,19 @@ func TestStatsLearning(t *testing.T) {
 	d = New(testOptions(&recorder{}, ""))
 	run(t, d, append(learningBatchesIn(t, mem, ""),
 		makeBatch(t, mem, collector.KindExec, execRow(at(15*time.Second), 100, 1, "bash", "/bin/bash", "")))...)
-	if st := d.Stats(); st.HostsLearning != 0 || !st.LearningUntil.IsZero() {
-		t.Errorf("after learning: %d hosts learning until %v, want none", st.HostsLearning, st.LearningUntil)
+	if st := d.Stats(); st.HostsLearning != 0 || !st.LearningUntil.IsZero() || st.ContainersLearning != 0 {
+		t.Errorf("after learning: %d hosts learning until %v, %d containers; want none", st.HostsLearning, st.LearningUntil, st.ContainersLearning)
+	}
+
+	// A container that appears after its host has learned learns on its
+	// own: 5 s from its first event at 15 s.
+	d = New(testOptions(&recorder{}, ""))
+	run(t, d, append(learningBatchesIn(t, mem, ""),
+		makeBatch(t, mem, collector.KindExec, execRow(at(15*time.Second), 300, 1, "nginx", "/usr/sbin/nginx", "c9")),
+		makeBatch(t, mem, collector.KindExec, execRow(at(17*time.Second), 100, 1, "bash", "/bin/bash", "")))...)
+	if st := d.Stats(); st.HostsLearning != 0 || st.ContainersLearning != 1 || !st.ContainersUntil.Equal(at(20*time.Second)) {
+		t.Errorf("new container: %d hosts learning, %d containers until %v; want 0, 1 until %v",
+			st.HostsLearning, st.ContainersLearning, st.ContainersUntil, at(20*time.Second))
 	}
 }
 

@@ -55,11 +55,14 @@ var gauges = map[string]bool{SeriesRunqP99: true}
 // The host is last so that a hostile comm containing '@' still parses.
 func hostKey(host string) string { return "host:" + host }
 
+// containerPrefix starts every container's key.
+const containerPrefix = "container:"
+
 func scopeKey(host, container string) string {
 	if container == "" {
 		return hostKey(host)
 	}
-	return "container:" + container + "@" + host
+	return containerPrefix + container + "@" + host
 }
 
 func commKey(host, comm string) string { return "comm:" + comm + "@" + host }
@@ -667,7 +670,7 @@ var abnormalSignal = map[uint64]bool{4: true, 6: true, 7: true, 8: true, 9: true
 // on the host) outside containers, the container inside one, where the
 // comm is part of the value and the evidence.
 func actor(scope, comm string) string {
-	if strings.HasPrefix(scope, "container:") {
+	if strings.HasPrefix(scope, containerPrefix) {
 		return scope
 	}
 	return comm
