@@ -276,7 +276,10 @@ func newDetection(cfg Config, log *slog.Logger, llmOpts llm.Options, st *storeCo
 		Publisher:  pub,
 		Summarizer: summary.New(summary.Options{LLM: llmOpts, Logger: log.With("stage", "summary")}),
 		Reader:     ro,
-		Logger:     log.With("stage", "detect"),
+		// Detections ClickHouse has not taken at a stop wait here for
+		// the next start, beside the models' checkpoints.
+		HoldFile: filepath.Join(cfg.DataDir, "models", "held-detections"),
+		Logger:   log.With("stage", "detect"),
 	})
 	var own func(pid uint32) bool
 	if sup := st.sup; sup != nil {

@@ -3,6 +3,9 @@ package detect
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -228,5 +231,63 @@ func TestSinkHoldsThroughOutage(t *testing.T) {
 	}
 	if anomalies != 1 || incidentRows == 0 || metrics == 0 || dupMetrics != 0 {
 		t.Errorf("after the outage: %d anomalies (want 1), %d incident rows, %d metrics rows, %d of them twice", anomalies, incidentRows, metrics, dupMetrics)
+	}
+}
+
+// TestSinkKeepsHeldAcrossRestart: what ClickHouse has not taken when the
+// sink closes is kept in the hold file and stored by the next sink, once,
+// even the insert ClickHouse took just before the stop without the answer
+// coming back (its deduplication token is kept with it).
+func TestSinkKeepsHeldAcrossRestart(t *testing.T) {
+	h := enginetest.Start(t)
+	real := h.Conn(t)
+	ctx := context.Background()
+	if err := schema.Migrate(ctx, real, schema.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "models", "held-detections")
+	conn := &outageConn{Conn: real}
+	conn.down.Store(true)
+	first := NewSink(SinkOptions{Conn: conn, FlushInterval: 20 * time.Millisecond, HoldFile: file})
+	runNovelExecPair(t, first)
+	waitFor(t, real, "rows held during the outage", func() bool { return first.Stats().HeldRows > 0 && first.Stats().InsertErrors > 0 })
+	errs := first.Stats().InsertErrors
+	conn.sent.Store(true)
+	conn.down.Store(false)
+	waitFor(t, real, "an insert whose answer is lost", func() bool { return first.Stats().InsertErrors > errs })
+	conn.down.Store(true)
+	conn.sent.Store(false)
+	held := first.Stats().HeldRows
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := first.Stats(); st.DroppedRows != 0 {
+		t.Errorf("rows dropped at the stop: %+v", st)
+	}
+	if _, err := os.Stat(file); err != nil {
+		t.Fatalf("nothing kept at the stop (%d rows held): %v", held, err)
+	}
+
+	second := NewSink(SinkOptions{Conn: real, FlushInterval: 20 * time.Millisecond, HoldFile: file})
+	defer second.Close()
+	if got := second.Stats().HeldRows; got < held {
+		t.Errorf("restored %d rows, %d were held", got, held)
+	}
+	waitFor(t, real, "the kept rows", func() bool { return second.Stats().HeldRows == 0 })
+	if _, err := os.Stat(file); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("hold file still there once stored: %v", err)
+	}
+	var anomalies, incidentRows, metrics, dupMetrics uint64
+	if err := real.QueryRow(ctx, "SELECT count() FROM vigil.anomalies").Scan(&anomalies); err != nil {
+		t.Fatal(err)
+	}
+	if err := real.QueryRow(ctx, "SELECT count() FROM vigil.incidents").Scan(&incidentRows); err != nil {
+		t.Fatal(err)
+	}
+	if err := real.QueryRow(ctx, "SELECT count(), toUInt64(count() - uniqExact(ts, entity, series)) FROM vigil.metrics").Scan(&metrics, &dupMetrics); err != nil {
+		t.Fatal(err)
+	}
+	if anomalies != 1 || incidentRows == 0 || metrics == 0 || dupMetrics != 0 {
+		t.Errorf("after the restart: %d anomalies (want 1), %d incident rows, %d metrics rows, %d of them twice", anomalies, incidentRows, metrics, dupMetrics)
 	}
 }

@@ -56,6 +56,11 @@ type SinkOptions struct {
 	// counted. Default 200,000 (about half an hour of a busy host's
 	// metrics at a 10 s step).
 	MaxHeldRows int
+	// HoldFile, if set, is where the rows still held for ClickHouse when
+	// the sink closes are written, and NewSink reads them back from, so
+	// that a restart during an outage loses no detection. Without it they
+	// are dropped and counted.
+	HoldFile string
 	// MaxPendingSummaries bounds incidents waiting for a summary. Default 256.
 	MaxPendingSummaries int
 	// SummaryInterval is the least time between two summaries of one
@@ -153,23 +158,83 @@ type Sink struct {
 
 	// held are the inserts not made yet, oldest first, with what the
 	// writer does about a ClickHouse that refuses them; only writeLoop
-	// touches them.
-	held        []heldInsert
-	retryAt     time.Time
-	backoff     time.Duration
-	tokenPrefix string
-	seq         uint64
+	// (and NewSink, before it starts) touches them.
+	held []heldInsert
+	// holdFileLive: HoldFile has inserts that may not be stored yet.
+	holdFileLive bool
+	retryAt      time.Time
+	backoff      time.Duration
+	tokenPrefix  string
+	seq          uint64
 }
 
 // heldInsert is one INSERT the writer has sealed: its rows, and the
 // deduplication token every attempt carries, so that rows ClickHouse took
-// before an error are not stored twice by the retry.
+// before an error are not stored twice by the retry. It is plain data, so
+// that what is still held when vigil stops can be kept on disk
+// (SinkOptions.HoldFile); table says which of the row fields it carries.
 type heldInsert struct {
-	table, sql, token string
-	rows              int
-	fill              func(driver.Batch) error
-	after             func() // once stored
-	refused           int    // attempts ClickHouse answered with an error
+	table, token string
+	rows         int
+	metrics      metricCols
+	anomalies    []incidents.AnomalyRow
+	incidents    []*incidentRow
+	summarize    []string // incidents to summarize once stored
+	refused      int      // attempts ClickHouse answered with an error
+}
+
+// The tables a held insert writes.
+const (
+	tableMetrics   = "metrics"
+	tableAnomalies = "anomalies"
+	tableIncidents = "incidents"
+)
+
+// insertSQL is the statement of a held insert into table.
+func (s *Sink) insertSQL(table string) string {
+	db := ident(s.o.Database)
+	switch table {
+	case tableMetrics:
+		return "INSERT INTO " + db + ".metrics (ts, host, entity_kind, entity, series, value)"
+	case tableAnomalies:
+		return "INSERT INTO " + db + ".anomalies (id, ts, host, entity_kind, entity, series, detector, score, severity, expected, observed, window_start, window_end, evidence, incident_id)"
+	default:
+		return "INSERT INTO " + db + ".incidents (id, opened, updated, resolved, state, severity, title, hosts, entities, anomaly_ids, summary, summary_model, prompt_tokens, completion_tokens)"
+	}
+}
+
+// fill appends the insert's rows to bt.
+func (h *heldInsert) fill(bt driver.Batch) error {
+	switch h.table {
+	case tableMetrics:
+		m := &h.metrics
+		for i, col := range []any{m.ts, m.host, m.entityKind, m.entity, m.series, m.value} {
+			if err := bt.Column(i).Append(col); err != nil {
+				return err
+			}
+		}
+	case tableAnomalies:
+		for _, a := range h.anomalies {
+			var inc *string
+			if a.IncidentID != "" {
+				inc = &a.IncidentID
+			}
+			if err := bt.Append(a.ID, a.TS, a.Host, a.EntityKind, a.Entity, a.Series, a.Detector, a.Score, a.Severity,
+				a.Expected, a.Observed, a.WindowStart, a.WindowEnd, incidents.MarshalEvidence(a.Evidence), inc); err != nil {
+				return err
+			}
+		}
+	case tableIncidents:
+		for _, r := range h.incidents {
+			if err := bt.Append(r.id, r.opened, r.updated, r.resolved, r.state, r.severity, r.title,
+				nonNil(r.hosts), nonNil(r.entities), nonNil(r.anomalyIDs), r.summary, r.model, r.promptTok, r.complTok); err != nil {
+				return err
+			}
+		}
+	default:
+		return fmt.Errorf("unknown table %q", h.table)
+	}
+	return nil
 }
 
 // maxRefusals is how often ClickHouse may answer one insert with an error
@@ -214,6 +279,7 @@ func NewSink(o SinkOptions) *Sink {
 	_, _ = rand.Read(tok[:])
 	s.tokenPrefix = "detect-" + hex.EncodeToString(tok[:])
 	s.workCtx, s.cancelWork = context.WithCancel(context.Background())
+	s.restoreHeld()
 	s.wg.Go(s.writeLoop)
 	s.wg.Go(s.summaryLoop)
 	return s
@@ -225,7 +291,7 @@ type SinkStats struct {
 	InsertErrors uint64 `json:"insert_errors"`
 	Summaries    uint64 `json:"summaries"`
 	// HeldRows wait for ClickHouse to take them; DroppedRows were given
-	// up on (beyond MaxHeldRows, or still held at Close).
+	// up on (beyond MaxHeldRows, or still held at Close with no HoldFile).
 	HeldRows    int64  `json:"held_rows"`
 	DroppedRows uint64 `json:"dropped_rows"`
 }
@@ -401,10 +467,7 @@ func (s *Sink) writeLoop() {
 					b.add(it)
 				default:
 					s.flush(&b, true)
-					if n := s.heldRows.Load(); n > 0 {
-						s.droppedRows.Add(uint64(n))
-						s.o.Logger.Error("detect: rows not stored at shutdown: ClickHouse refused them", "rows", n)
-					}
+					s.keepHeld()
 					return
 				}
 			}
@@ -455,51 +518,16 @@ func (b *batches) add(it item) {
 // a backoff, not before retryAt unless force: the detector must not back up
 // behind a sick database, nor lose its findings to a short outage.
 func (s *Sink) flush(b *batches, force bool) {
-	db := ident(s.o.Database)
 	if n := len(b.metrics.ts); n > 0 {
-		m := b.metrics
-		s.hold("metrics", n, "INSERT INTO "+db+".metrics (ts, host, entity_kind, entity, series, value)", func(bt driver.Batch) error {
-			for i, col := range []any{m.ts, m.host, m.entityKind, m.entity, m.series, m.value} {
-				if err := bt.Column(i).Append(col); err != nil {
-					return err
-				}
-			}
-			return nil
-		}, nil)
+		s.hold(heldInsert{table: tableMetrics, rows: n, metrics: b.metrics})
 		b.metrics = metricCols{}
 	}
 	if n := len(b.anomalies); n > 0 {
-		as := b.anomalies
-		s.hold("anomalies", n, "INSERT INTO "+db+".anomalies (id, ts, host, entity_kind, entity, series, detector, score, severity, expected, observed, window_start, window_end, evidence, incident_id)", func(bt driver.Batch) error {
-			for _, a := range as {
-				var inc *string
-				if a.IncidentID != "" {
-					inc = &a.IncidentID
-				}
-				if err := bt.Append(a.ID, a.TS, a.Host, a.EntityKind, a.Entity, a.Series, a.Detector, a.Score, a.Severity,
-					a.Expected, a.Observed, a.WindowStart, a.WindowEnd, incidents.MarshalEvidence(a.Evidence), inc); err != nil {
-					return err
-				}
-			}
-			return nil
-		}, nil)
+		s.hold(heldInsert{table: tableAnomalies, rows: n, anomalies: b.anomalies})
 		b.anomalies = nil
 	}
 	if n := len(b.incidents); n > 0 {
-		rs, ids := b.incidents, b.summarize
-		s.hold("incidents", n, "INSERT INTO "+db+".incidents (id, opened, updated, resolved, state, severity, title, hosts, entities, anomaly_ids, summary, summary_model, prompt_tokens, completion_tokens)", func(bt driver.Batch) error {
-			for _, r := range rs {
-				if err := bt.Append(r.id, r.opened, r.updated, r.resolved, r.state, r.severity, r.title,
-					nonNil(r.hosts), nonNil(r.entities), nonNil(r.anomalyIDs), r.summary, r.model, r.promptTok, r.complTok); err != nil {
-					return err
-				}
-			}
-			return nil
-		}, func() {
-			for _, id := range ids {
-				s.requestSummary(id)
-			}
-		})
+		s.hold(heldInsert{table: tableIncidents, rows: n, incidents: b.incidents, summarize: b.summarize})
 		b.incidents, b.summarize = nil, nil
 	}
 	if force || !time.Now().Before(s.retryAt) {
@@ -507,12 +535,13 @@ func (s *Sink) flush(b *batches, force bool) {
 	}
 }
 
-// hold queues one sealed insert, dropping the oldest beyond MaxHeldRows.
-func (s *Sink) hold(table string, rows int, sql string, fill func(driver.Batch) error, after func()) {
+// hold queues one sealed insert under a new token, dropping the oldest
+// beyond MaxHeldRows.
+func (s *Sink) hold(h heldInsert) {
 	s.seq++
-	s.held = append(s.held, heldInsert{table: table, sql: sql, rows: rows, fill: fill, after: after,
-		token: s.tokenPrefix + "-" + strconv.FormatUint(s.seq, 10)})
-	n := s.heldRows.Add(int64(rows))
+	h.token = s.tokenPrefix + "-" + strconv.FormatUint(s.seq, 10)
+	s.held = append(s.held, h)
+	n := s.heldRows.Add(int64(h.rows))
 	for n > int64(s.o.MaxHeldRows) && len(s.held) > 0 {
 		old := s.held[0]
 		s.unhold()
@@ -544,16 +573,17 @@ func (s *Sink) drain() {
 				"held_rows", s.heldRows.Load(), "retry_in", s.backoff, "err", err)
 			return
 		}
-		after := h.after
+		ids := h.summarize
 		s.unhold()
 		if s.backoff > 0 {
 			s.o.Logger.Info("detect: ClickHouse accepts inserts again", "held_rows", s.heldRows.Load())
 			s.backoff = 0
 		}
-		if after != nil {
-			after()
+		for _, id := range ids {
+			s.requestSummary(id)
 		}
 	}
+	s.heldStored()
 }
 
 // unhold removes the oldest held insert.
@@ -578,7 +608,7 @@ func (s *Sink) insert(h heldInsert) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.o.InsertTimeout)
 	defer cancel()
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_deduplication_token": h.token}))
-	bt, err := s.o.Conn.PrepareBatch(ctx, h.sql)
+	bt, err := s.o.Conn.PrepareBatch(ctx, s.insertSQL(h.table))
 	if err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
