@@ -159,13 +159,20 @@ func waitFor(t *testing.T, conn driver.Conn, what string, ok func() bool) {
 
 // outageConn is a real ClickHouse connection whose inserts fail while down
 // is set, as they do when the server is unreachable; after a failure with
-// sent set, the rows have reached the server anyway (a lost answer).
+// sent set, the rows have reached the server anyway (a lost answer). While
+// hung is set, an insert waits, whatever its context says, until hung is
+// closed: clickhouse-go's handshake with a stopped server does that.
 type outageConn struct {
 	driver.Conn
 	down, sent atomic.Bool
+	hung       atomic.Pointer[chan struct{}]
 }
 
 func (c *outageConn) PrepareBatch(ctx context.Context, q string, opts ...driver.PrepareBatchOption) (driver.Batch, error) {
+	if h := c.hung.Load(); h != nil {
+		<-*h
+		return nil, errors.New("read: i/o timeout")
+	}
 	if c.down.Load() {
 		return nil, errors.New("dial tcp 127.0.0.1:9000: connect: connection refused")
 	}
@@ -258,8 +265,20 @@ func TestSinkKeepsHeldAcrossRestart(t *testing.T) {
 	conn.down.Store(true)
 	conn.sent.Store(false)
 	held := first.Stats().HeldRows
-	if err := first.Close(); err != nil {
-		t.Fatal(err)
+	// The server now hangs: the stop must not wait for it, the rows wait
+	// on disk instead.
+	hung := make(chan struct{})
+	defer close(hung)
+	conn.hung.Store(&hung)
+	closed := make(chan error, 1)
+	go func() { closed <- first.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Close waits for a hung ClickHouse")
 	}
 	if st := first.Stats(); st.DroppedRows != 0 {
 		t.Errorf("rows dropped at the stop: %+v", st)

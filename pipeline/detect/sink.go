@@ -456,17 +456,24 @@ func (s *Sink) writeLoop() {
 		case it := <-s.queue:
 			b.add(it)
 			if len(b.metrics.ts) >= s.o.MaxRows {
-				s.flush(&b, false)
+				s.flush(&b)
 			}
 		case <-t.C:
-			s.flush(&b, false)
+			s.flush(&b)
 		case <-s.stop:
 			for {
 				select {
 				case it := <-s.queue:
 					b.add(it)
 				default:
-					s.flush(&b, true)
+					// One last try, unless ClickHouse has been refusing and
+					// the rows can wait on disk: a hung server holds
+					// clickhouse-go's handshake for its dial timeout, and
+					// the stop with it.
+					s.seal(&b)
+					if s.backoff == 0 || s.o.HoldFile == "" {
+						s.drain()
+					}
 					s.keepHeld()
 					return
 				}
@@ -515,9 +522,17 @@ func (b *batches) add(it item) {
 // incidents, and makes the held inserts in that order, so that by the time
 // an incident is summarized its anomalies are stored. While ClickHouse
 // refuses them the inserts are held (up to MaxHeldRows) and retried with
-// a backoff, not before retryAt unless force: the detector must not back up
+// a backoff, not before retryAt: the detector must not back up
 // behind a sick database, nor lose its findings to a short outage.
-func (s *Sink) flush(b *batches, force bool) {
+func (s *Sink) flush(b *batches) {
+	s.seal(b)
+	if !time.Now().Before(s.retryAt) {
+		s.drain()
+	}
+}
+
+// seal turns the buffered rows into held inserts.
+func (s *Sink) seal(b *batches) {
 	if n := len(b.metrics.ts); n > 0 {
 		s.hold(heldInsert{table: tableMetrics, rows: n, metrics: b.metrics})
 		b.metrics = metricCols{}
@@ -529,9 +544,6 @@ func (s *Sink) flush(b *batches, force bool) {
 	if n := len(b.incidents); n > 0 {
 		s.hold(heldInsert{table: tableIncidents, rows: n, incidents: b.incidents, summarize: b.summarize})
 		b.incidents, b.summarize = nil, nil
-	}
-	if force || !time.Now().Before(s.retryAt) {
-		s.drain()
 	}
 }
 
