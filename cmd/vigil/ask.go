@@ -76,12 +76,16 @@ func openReadOnly(ctx context.Context, cfg Config, dsn string) (driver.Conn, err
 	if dsn == "" {
 		dsn = cfg.ClickHouse.DSN
 	}
-	if dsn == "" {
+	embedded := dsn == ""
+	if embedded {
 		dsn = engine.DSN(cfg.ClickHouse.TCPPort)
 	}
 	opts, err := clickhouse.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse dsn %s: %w", dsn, err)
+	}
+	if embedded {
+		opts.DialTimeout = engine.DialTimeout
 	}
 	opts.Auth.Username = engine.ReadOnlyUser
 	opts.Auth.Password = ""

@@ -212,6 +212,9 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*storeConn, e
 		return nil, fmt.Errorf("clickhouse dsn %s: %w", st.dsn, err)
 	}
 	opts.MaxOpenConns = 8
+	if st.sup != nil {
+		opts.DialTimeout = engine.DialTimeout
+	}
 	conn, err := clickhouse.Open(opts)
 	if err != nil {
 		st.Close()

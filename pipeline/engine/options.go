@@ -24,6 +24,13 @@ const (
 	// from another machine.
 	ListenHost = "127.0.0.1"
 
+	// DialTimeout is for clients of the engine. clickhouse-go holds a new
+	// connection's handshake for its dial timeout (30 s by default) whatever
+	// the context says; on loopback a handshake takes milliseconds, so a
+	// stopped or hung engine is given up on in 5 s, and vigil's stop is not
+	// held 30 s by each insert in flight.
+	DialTimeout = 5 * time.Second
+
 	// ReadOnlyUser is the ClickHouse user for the LLM query layer and for data
 	// scientists who want a safe session. ClickHouse itself enforces readonly=1
 	// (no writes, no DDL, no changing settings) and the limits below. It has no
