@@ -226,19 +226,7 @@ func TestSinkHoldsThroughOutage(t *testing.T) {
 	if st := sink.Stats(); st.DroppedRows != 0 {
 		t.Errorf("rows dropped: %+v", st)
 	}
-	var anomalies, incidentRows, metrics, dupMetrics uint64
-	if err := real.QueryRow(ctx, "SELECT count() FROM vigil.anomalies").Scan(&anomalies); err != nil {
-		t.Fatal(err)
-	}
-	if err := real.QueryRow(ctx, "SELECT count() FROM vigil.incidents").Scan(&incidentRows); err != nil {
-		t.Fatal(err)
-	}
-	if err := real.QueryRow(ctx, "SELECT count(), toUInt64(count() - uniqExact(ts, entity, series)) FROM vigil.metrics").Scan(&metrics, &dupMetrics); err != nil {
-		t.Fatal(err)
-	}
-	if anomalies != 1 || incidentRows == 0 || metrics == 0 || dupMetrics != 0 {
-		t.Errorf("after the outage: %d anomalies (want 1), %d incident rows, %d metrics rows, %d of them twice", anomalies, incidentRows, metrics, dupMetrics)
-	}
+	storedOnce(t, real, "after the outage")
 }
 
 // TestSinkKeepsHeldAcrossRestart: what ClickHouse has not taken when the
@@ -296,17 +284,25 @@ func TestSinkKeepsHeldAcrossRestart(t *testing.T) {
 	if _, err := os.Stat(file); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("hold file still there once stored: %v", err)
 	}
+	storedOnce(t, real, "after the restart")
+}
+
+// storedOnce checks what runNovelExecPair leaves in ClickHouse: its one
+// anomaly, its incident and the metrics, none of them stored twice.
+func storedOnce(t *testing.T, conn driver.Conn, when string) {
+	t.Helper()
+	ctx := context.Background()
 	var anomalies, incidentRows, metrics, dupMetrics uint64
-	if err := real.QueryRow(ctx, "SELECT count() FROM vigil.anomalies").Scan(&anomalies); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT count() FROM vigil.anomalies").Scan(&anomalies); err != nil {
 		t.Fatal(err)
 	}
-	if err := real.QueryRow(ctx, "SELECT count() FROM vigil.incidents").Scan(&incidentRows); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT count() FROM vigil.incidents").Scan(&incidentRows); err != nil {
 		t.Fatal(err)
 	}
-	if err := real.QueryRow(ctx, "SELECT count(), toUInt64(count() - uniqExact(ts, entity, series)) FROM vigil.metrics").Scan(&metrics, &dupMetrics); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT count(), toUInt64(count() - uniqExact(ts, entity, series)) FROM vigil.metrics").Scan(&metrics, &dupMetrics); err != nil {
 		t.Fatal(err)
 	}
 	if anomalies != 1 || incidentRows == 0 || metrics == 0 || dupMetrics != 0 {
-		t.Errorf("after the restart: %d anomalies (want 1), %d incident rows, %d metrics rows, %d of them twice", anomalies, incidentRows, metrics, dupMetrics)
+		t.Errorf("%s: %d anomalies (want 1), %d incident rows, %d metrics rows, %d of them twice", when, anomalies, incidentRows, metrics, dupMetrics)
 	}
 }
