@@ -526,7 +526,7 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 				continue
 			}
 			both(s, h, sc, SeriesPrivChanges, 1)
-			if rootStaysRoot(syscall(i), euidBefore(i), euidAfter(i), errno(i)) {
+			if cannotGain(syscall(i), euidBefore(i), euidAfter(i), capEff(i), errno(i)) {
 				continue
 			}
 			esc, asks := escalation(syscall(i), [3]uint64{arg0(i), arg1(i), arg2(i)}, euidBefore(i), euidAfter(i), capEff(i), errno(i))
@@ -600,12 +600,22 @@ func (g *aggregator) add(kind collector.Kind, rec arrow.RecordBatch, cat func(ca
 	}
 }
 
-// rootStaysRoot reports a set*id call by a root process that left it root:
-// it cannot gain privilege, and process launchers make such calls all the
-// time, so it is counted but not judged for novelty. ptrace and capset are
-// always judged: they are how root reaches into other processes.
-func rootStaysRoot(syscall string, euidBefore, euidAfter, errno uint64) bool {
-	return strings.HasPrefix(syscall, "set") && euidBefore == 0 && euidAfter == 0 && errno == 0
+// cannotGain reports a privilege call that cannot have gained anything, so
+// it is counted but not judged for novelty: a set*id call by a root process
+// that left it root (process launchers make them all the time), and a
+// capset that succeeded with an empty effective set, which is a sandbox
+// dropping its capabilities (every Chromium renderer does, and each new
+// sandboxed program was a critical "privilege change"). ptrace is always
+// judged: it is how root reaches into other processes; so is a capset
+// that keeps or asks for a capability.
+func cannotGain(syscall string, euidBefore, euidAfter, capEffective, errno uint64) bool {
+	if errno != 0 {
+		return false
+	}
+	if syscall == "capset" {
+		return capEffective == 0
+	}
+	return strings.HasPrefix(syscall, "set") && euidBefore == 0 && euidAfter == 0
 }
 
 // escalation reports whether a privilege call by a process is a try for

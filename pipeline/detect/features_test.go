@@ -97,7 +97,7 @@ func TestAggregate(t *testing.T) {
 			cats: []string{"sudo setuid(0) euid 1000->0 !escalation"},
 		},
 		{
-			name: "root staying root is counted, not judged; ptrace by root is judged",
+			name: "root staying root and dropped capabilities are counted, not judged; ptrace by root is judged",
 			kind: collector.KindPriv,
 			rows: []row{
 				{"ts": at(ms(1)), "host": "web-1", "comm": "spawner", "syscall": "setgid", "euid_before": 0, "euid_after": 0},
@@ -107,9 +107,16 @@ func TestAggregate(t *testing.T) {
 				{"ts": at(ms(4)), "host": "web-1", "comm": "nginx", "syscall": "setuid", "euid_before": 0, "euid_after": 33},
 				{"ts": at(ms(5)), "host": "web-1", "comm": "x", "syscall": "setresuid", "arg0": 4294967295, "arg1": 0, "arg2": 4294967295, "euid_before": 65534, "euid_after": 65534, "errno": 1},
 				{"ts": at(ms(6)), "host": "web-1", "comm": "x", "syscall": "setuid", "arg0": 65534, "euid_before": 65534, "euid_after": 65534},
+				// A sandbox drops every capability: nothing to judge.
+				{"ts": at(ms(7)), "host": "web-1", "comm": "chromium", "syscall": "capset", "euid_before": 0, "euid_after": 0, "cap_effective": 0},
+				// Keeping CAP_SYS_ADMIN, or being refused it, is judged.
+				{"ts": at(ms(8)), "host": "web-1", "comm": "runc", "syscall": "capset", "euid_before": 0, "euid_after": 0, "cap_effective": 1 << 21},
+				{"ts": at(ms(9)), "host": "web-1", "comm": "y", "syscall": "capset", "euid_before": 1000, "euid_after": 1000, "cap_effective": 1 << 21, "errno": 1},
+				{"ts": at(ms(9)), "host": "web-1", "comm": "y", "syscall": "capset", "euid_before": 1000, "euid_after": 1000, "cap_effective": 0, "errno": 1},
 			},
-			want: map[models.SeriesKey]float64{sk(host, SeriesPrivChanges): 7},
-			cats: []string{"gdb ptrace(attach) euid 0->0", "gdb ptrace euid 0->0", "nginx setuid euid 0->33", "x setresuid(0) euid 65534->65534 failed !escalation", "x setuid euid 65534->65534"},
+			want: map[models.SeriesKey]float64{sk(host, SeriesPrivChanges): 11},
+			cats: []string{"gdb ptrace(attach) euid 0->0", "gdb ptrace euid 0->0", "nginx setuid euid 0->33", "x setresuid(0) euid 65534->65534 failed !escalation", "x setuid euid 65534->65534",
+				"runc capset euid 0->0", "y capset euid 1000->1000 failed !escalation", "y capset euid 1000->1000 failed"},
 		},
 		{
 			name: "out-of-order rows within the grace land in their own step",
