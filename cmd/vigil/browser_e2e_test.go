@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -21,6 +22,11 @@ func TestDashboardShowsLiveExec(t *testing.T) {
 	b.Navigate("http://" + u.listen + "/?token=" + u.token)
 	b.WaitText("#status", "live", 15*time.Second)
 	b.WaitText("#tiles", "ClickHouse", 10*time.Second)
+	b.WaitText("#tiles", "probes, 1 host", 10*time.Second)
+	// This one host, in words.
+	if sub := browsertest.Eval[string](b, `[...document.querySelectorAll("#tiles .tile")].find(t => t.querySelector(".tile-label").textContent === "Events/s").querySelector(".tile-sub").textContent`); !regexp.MustCompile(`^\d+ probes, 1 host$`).MatchString(sub) {
+		t.Errorf("events tile says %q", sub)
+	}
 
 	b.Click(`#nav a[data-route="feed"]`)
 	var marker string

@@ -148,7 +148,7 @@ function renderTiles() {
     tile("ClickHouse", stateBadge(hl.clickhouse && hl.clickhouse.state), str(hl.clickhouse && hl.clickhouse.detail)),
     tile("LLM", stateBadge(hl.llm && hl.llm.state), str(hl.llm && hl.llm.detail)),
     hl.models ? tile("Models", stateBadge(hl.models.state), str(hl.models.detail)) : null,
-    tile("Events/s", fmtNum(total), `${Object.keys(hl.probe_rates || {}).length} probes, ${Object.keys(hl.host_rates || {}).length} hosts`),
+    tile("Events/s", fmtNum(total), `${count(Object.keys(hl.probe_rates || {}).length, "probe")}, ${count(Object.keys(hl.host_rates || {}).length, "host")}`),
     tile("Drops", fmtNum(Number(hl.drops)), drops != null ? `${fmtNum(drops)}/s now` : "", Number(drops) > 0 ? "warn" : ""),
     tile("Ingest lag", fmtNum(Number(hl.ingest_lag_s), 2) + " s", "oldest row not yet in ClickHouse", Number(hl.ingest_lag_s) > 10 ? "warn" : ""),
     tile("Dashboard clients", hub ? String(hub.clients) : "–", hub ? `${fmtNum(hub.kicked)} slow dropped · ${fmtNum(hub.dropped)} shed` : ""));
@@ -208,3 +208,8 @@ export const overview = {
     for (const c of charts) update(c);
   },
 };
+
+// count is "1 host" or "3 hosts".
+function count(n, one) {
+  return `${n} ${n === 1 ? one : one + "s"}`;
+}
