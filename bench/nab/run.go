@@ -57,6 +57,11 @@ type Result struct {
 	// Baseline is the windowed Gaussian's score per profile, when
 	// Options.Baseline asked for it.
 	Baseline []ProfileScore `json:",omitempty"`
+	// Unlabelled are data files the labels do not name, and NoData the
+	// labelled files with no data file: neither is scored, and the scores
+	// are of the rest only.
+	Unlabelled []string `json:",omitempty"`
+	NoData     []string `json:",omitempty"`
 }
 
 // Standard returns the standard profile's normalised score.
@@ -93,6 +98,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		}
 	}
 	corpus, base := &Corpus{}, &Corpus{}
+	seen := map[string]bool{} // labelled files scored
 	catFiles := map[string][]*File{}
 	for _, path := range files {
 		if err := ctx.Err(); err != nil {
@@ -124,8 +130,10 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		w, ok := labels[rel]
 		if !ok {
 			log.Warn("no label windows, file not scored", "file", rel)
+			res.Unlabelled = append(res.Unlabelled, rel)
 			continue
 		}
+		seen[rel] = true
 		if err := corpus.Add(rel, s.Times, scores, w); err != nil {
 			return res, err
 		}
@@ -136,6 +144,15 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		}
 		cat := filepath.Dir(filepath.FromSlash(rel))
 		catFiles[cat] = append(catFiles[cat], corpus.Files[len(corpus.Files)-1])
+	}
+	for rel := range labels {
+		if !seen[rel] {
+			res.NoData = append(res.NoData, rel)
+		}
+	}
+	slices.Sort(res.NoData)
+	if len(res.NoData) > 0 {
+		log.Warn("labelled files with no data file, not scored", "files", len(res.NoData), "first", res.NoData[0], "data", opts.DataDir)
 	}
 	if labels != nil {
 		res.Categories = map[string][]ProfileScore{}
@@ -166,6 +183,18 @@ func (r Result) Print(w io.Writer) {
 		rate = float64(r.Points) / r.Elapsed.Seconds()
 	}
 	fmt.Fprintf(w, "NAB: %d files, %d points, detector %.1fM points/s\n", r.Files, r.Points, rate/1e6)
+	for _, miss := range []struct {
+		what  string
+		files []string
+	}{{"with no label windows", r.Unlabelled}, {"labelled but with no data file", r.NoData}} {
+		if n := len(miss.files); n > 0 {
+			more := ""
+			if n > 5 {
+				more = ", …"
+			}
+			fmt.Fprintf(w, "  not scored: %d file(s) %s, the scores are of the rest only: %s%s\n", n, miss.what, strings.Join(miss.files[:min(n, 5)], ", "), more)
+		}
+	}
 	for _, p := range r.Profiles {
 		fmt.Fprintf(w, "  %-20s %6.2f  (raw %.3f, threshold %.4f)\n", p.Profile, p.Normalized, p.Raw, p.Threshold)
 	}

@@ -3,9 +3,12 @@ package nab
 import (
 	"context"
 	"encoding/csv"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/vigil-dev/vigil/models"
@@ -113,4 +116,42 @@ func readAll(t *testing.T, path string) [][]string {
 		t.Fatal(err)
 	}
 	return rows
+}
+
+// TestRunSaysWhatIsNotScored: a data file the labels do not name and a
+// labelled file with no data are both reported, and neither is scored.
+func TestRunSaysWhatIsNotScored(t *testing.T) {
+	dir := nabDir(t)
+	data := t.TempDir()
+	const kept = "realKnownCause/nyc_taxi.csv"
+	for _, rel := range []string{kept, "realKnownCause/extra.csv"} {
+		b, err := os.ReadFile(filepath.Join(dir, "data", kept))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(data, filepath.Dir(rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(data, rel), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := Run(context.Background(), Options{DataDir: data, LabelsFile: filepath.Join(dir, "labels", "combined_windows.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels, err := ReadWindows(filepath.Join(dir, "labels", "combined_windows.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Files != 2 || !slices.Equal(r.Unlabelled, []string{"realKnownCause/extra.csv"}) || len(r.NoData) != len(labels)-1 || slices.Contains(r.NoData, kept) {
+		t.Errorf("files %d, unlabelled %v, %d of %d labelled files without data", r.Files, r.Unlabelled, len(r.NoData), len(labels))
+	}
+	var out strings.Builder
+	r.Print(&out)
+	for _, want := range []string{"not scored: 1 file(s) with no label windows", fmt.Sprintf("not scored: %d file(s) labelled but with no data file", len(labels)-1)} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("printout does not say %q:\n%s", want, out.String())
+		}
+	}
 }
