@@ -2,12 +2,14 @@ package detect
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,9 +51,9 @@ func TestHeldRoundTrip(t *testing.T) {
 		{"one table", heldSample()[1:2]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := decodeHeld(encodeHeld(tc.held))
-			if err != nil {
-				t.Fatal(err)
+			got, torn, err := decodeHeld(encodeHeld(tc.held))
+			if err != nil || torn {
+				t.Fatal(err, torn)
 			}
 			// NaN is not equal to itself: compare the encodings too.
 			if !bytes.Equal(encodeHeld(got), encodeHeld(tc.held)) {
@@ -67,20 +69,59 @@ func TestHeldRoundTrip(t *testing.T) {
 	}
 }
 
+// record frames one record as the sink appends it.
+func record(rec []byte) []byte { return append(binary.AppendUvarint(nil, uint64(len(rec))), rec...) }
+
+// TestHeldLog: what the sink appends while ClickHouse refuses reads back
+// as the inserts not yet done, and a record cut short by a crash loses
+// only itself.
+func TestHeldLog(t *testing.T) {
+	in := heldSample()
+	log := encodeHeld(in[:1])
+	log = append(log, record(appendInsert(nil, &in[1]))...)
+	log = append(log, record(appendDone(nil, in[0].token))...)
+	log = append(log, record(appendDone(nil, "detect-never-held"))...) // done twice, or dropped: harmless
+	whole := append(log, record(appendInsert(nil, &in[2]))...)
+
+	for _, tc := range []struct {
+		name   string
+		file   []byte
+		tokens []string
+		torn   bool
+	}{
+		{"inserts and done marks", whole, []string{in[1].token, in[2].token}, false},
+		{"last record cut short", whole[:len(whole)-5], []string{in[1].token}, true},
+		{"only its length written", whole[:len(log)+1], []string{in[1].token}, true},
+		{"everything done", append(slices.Clone(log), record(appendDone(nil, in[1].token))...), nil, false},
+	} {
+		held, torn, err := decodeHeld(tc.file)
+		var tokens []string
+		for _, h := range held {
+			tokens = append(tokens, h.token)
+		}
+		if err != nil || torn != tc.torn || !slices.Equal(tokens, tc.tokens) {
+			t.Errorf("%s: %v, torn %v, err %v; want %v, torn %v", tc.name, tokens, torn, err, tc.tokens, tc.torn)
+		}
+	}
+}
+
 func TestHeldDecodeRefuses(t *testing.T) {
 	good := encodeHeld(heldSample())
+	rec := appendInsert(nil, &heldSample()[0])
 	for _, tc := range []struct {
 		name string
 		in   []byte
 	}{
 		{"empty", nil},
-		{"another format", []byte("vigil-detect-held\x02\x00")},
-		{"truncated", good[:len(good)-3]},
-		{"trailing bytes", append(append([]byte(nil), good...), 0)},
-		{"unknown table", append([]byte(heldMagic), 1, 3, 'f', 'o', 'o', 1, 't', 0)},
-		{"count beyond the bytes", append([]byte(heldMagic), 0xff, 0xff, 0xff, 0xff, 0x0f)},
+		{"another format", []byte("vigil-detect-held\x01\x00")},
+		{"a record with bytes to spare", append([]byte(heldMagic), record(append(slices.Clone(rec), 0))...)},
+		{"a record too short inside", append([]byte(heldMagic), record(rec[:len(rec)-3])...)},
+		{"unknown table", append([]byte(heldMagic), record([]byte{recInsert, 3, 'f', 'o', 'o', 1, 't', 0})...)},
+		{"unknown record kind", append([]byte(heldMagic), record([]byte{9})...)},
+		{"count beyond the record", append([]byte(heldMagic), record([]byte{recInsert, 7, 'm', 'e', 't', 'r', 'i', 'c', 's', 1, 't', 0xff, 0x0f})...)},
+		{"a length no append writes", append(slices.Clone(good), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01)},
 	} {
-		if _, err := decodeHeld(tc.in); !errors.Is(err, ckpt.ErrBad) {
+		if _, _, err := decodeHeld(tc.in); !errors.Is(err, ckpt.ErrBad) {
 			t.Errorf("%s: err %v, want ckpt.ErrBad", tc.name, err)
 		}
 	}
@@ -112,9 +153,10 @@ func TestHeldFileSetAside(t *testing.T) {
 func FuzzDecodeHeld(f *testing.F) {
 	f.Add(encodeHeld(heldSample()))
 	f.Add(encodeHeld(nil))
-	f.Add([]byte(heldMagic + "\x01\x07metrics\x00\x05"))
+	f.Add(append(encodeHeld(heldSample()[:1]), record(appendDone(nil, "detect-ab-1"))...))
+	f.Add([]byte(heldMagic + "\x0b\x01\x07metrics\x00\x05"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		held, err := decodeHeld(b)
+		held, _, err := decodeHeld(b)
 		if err != nil {
 			return
 		}
@@ -122,8 +164,8 @@ func FuzzDecodeHeld(f *testing.F) {
 		// writes the same bytes (the input itself may spell a number
 		// longer than needed).
 		once := encodeHeld(held)
-		back, err := decodeHeld(once)
-		if err != nil {
+		back, torn, err := decodeHeld(once)
+		if err != nil || torn {
 			t.Fatalf("re-encoded inserts do not decode: %v", err)
 		}
 		if twice := encodeHeld(back); !bytes.Equal(once, twice) {

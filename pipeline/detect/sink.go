@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,10 +57,11 @@ type SinkOptions struct {
 	// counted. Default 200,000 (about half an hour of a busy host's
 	// metrics at a 10 s step).
 	MaxHeldRows int
-	// HoldFile, if set, is where the rows still held for ClickHouse when
-	// the sink closes are written, and NewSink reads them back from, so
-	// that a restart during an outage loses no detection. Without it they
-	// are dropped and counted.
+	// HoldFile, if set, is where the rows held for a ClickHouse that
+	// refuses them are kept on disk, from the first refused insert until
+	// they are stored, and where NewSink reads them back from, so that
+	// neither a stop nor a crash during an outage loses a detection.
+	// Without it they are in memory only, and dropped and counted at Close.
 	HoldFile string
 	// MaxPendingSummaries bounds incidents waiting for a summary. Default 256.
 	MaxPendingSummaries int
@@ -160,12 +162,15 @@ type Sink struct {
 	// writer does about a ClickHouse that refuses them; only writeLoop
 	// (and NewSink, before it starts) touches them.
 	held []heldInsert
-	// holdFileLive: HoldFile has inserts that may not be stored yet.
-	holdFileLive bool
-	retryAt      time.Time
-	backoff      time.Duration
-	tokenPrefix  string
-	seq          uint64
+	// holdLog is HoldFile open for appending while it is kept, from the
+	// first refused insert until nothing is held.
+	holdLog *os.File
+	// holdOnDisk: HoldFile may exist, to be removed once nothing is held.
+	holdOnDisk  bool
+	retryAt     time.Time
+	backoff     time.Duration
+	tokenPrefix string
+	seq         uint64
 }
 
 // heldInsert is one INSERT the writer has sealed: its rows, and the
@@ -553,6 +558,7 @@ func (s *Sink) hold(h heldInsert) {
 	s.seq++
 	h.token = s.tokenPrefix + "-" + strconv.FormatUint(s.seq, 10)
 	s.held = append(s.held, h)
+	s.logRecord(appendInsert(nil, &h), true)
 	n := s.heldRows.Add(int64(h.rows))
 	for n > int64(s.o.MaxHeldRows) && len(s.held) > 0 {
 		old := s.held[0]
@@ -579,6 +585,7 @@ func (s *Sink) drain() {
 				s.unhold()
 				continue
 			}
+			s.logHeld()
 			s.backoff = min(max(2*s.backoff, s.o.FlushInterval), maxSinkBackoff)
 			s.retryAt = time.Now().Add(s.backoff)
 			s.o.Logger.Warn("detect: insert failed; rows held for a retry", "table", h.table, "rows", h.rows,
@@ -595,11 +602,12 @@ func (s *Sink) drain() {
 			s.requestSummary(id)
 		}
 	}
-	s.heldStored()
+	s.removeHeld()
 }
 
-// unhold removes the oldest held insert.
+// unhold removes the oldest held insert: stored, or given up on.
 func (s *Sink) unhold() {
+	s.logRecord(appendDone(nil, s.held[0].token), false)
 	s.heldRows.Add(-int64(s.held[0].rows))
 	s.held[0] = heldInsert{}
 	s.held = s.held[1:]
