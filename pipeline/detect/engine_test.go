@@ -234,24 +234,8 @@ func TestSinkHoldsThroughOutage(t *testing.T) {
 // even the insert ClickHouse took just before the stop without the answer
 // coming back (its deduplication token is kept with it).
 func TestSinkKeepsHeldAcrossRestart(t *testing.T) {
-	h := enginetest.Start(t)
-	real := h.Conn(t)
-	ctx := context.Background()
-	if err := schema.Migrate(ctx, real, schema.Options{}); err != nil {
-		t.Fatal(err)
-	}
 	file := filepath.Join(t.TempDir(), "models", "held-detections")
-	conn := &outageConn{Conn: real}
-	conn.down.Store(true)
-	first := NewSink(SinkOptions{Conn: conn, FlushInterval: 20 * time.Millisecond, HoldFile: file})
-	runNovelExecPair(t, first)
-	waitFor(t, real, "rows held during the outage", func() bool { return first.Stats().HeldRows > 0 && first.Stats().InsertErrors > 0 })
-	errs := first.Stats().InsertErrors
-	conn.sent.Store(true)
-	conn.down.Store(false)
-	waitFor(t, real, "an insert whose answer is lost", func() bool { return first.Stats().InsertErrors > errs })
-	conn.down.Store(true)
-	conn.sent.Store(false)
+	first, conn, real := heldThroughOutage(t, file)
 	held := first.Stats().HeldRows
 	// The server now hangs: the stop must not wait for it, the rows wait
 	// on disk instead.
@@ -311,25 +295,10 @@ func storedOnce(t *testing.T, conn driver.Conn, when string) {
 // is written as they are held, so what a crash (SIGKILL, power loss) leaves
 // on disk, with no Close, is stored by the next start, once.
 func TestSinkHeldSurvivesCrash(t *testing.T) {
-	h := enginetest.Start(t)
-	real := h.Conn(t)
-	if err := schema.Migrate(context.Background(), real, schema.Options{}); err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	file := filepath.Join(dir, "held-detections")
-	conn := &outageConn{Conn: real}
-	conn.down.Store(true)
-	first := NewSink(SinkOptions{Conn: conn, FlushInterval: 20 * time.Millisecond, HoldFile: file})
+	first, _, real := heldThroughOutage(t, file)
 	defer first.Close()
-	runNovelExecPair(t, first)
-	waitFor(t, real, "rows held during the outage", func() bool { return first.Stats().HeldRows > 0 && first.Stats().InsertErrors > 0 })
-	errs := first.Stats().InsertErrors
-	conn.sent.Store(true)
-	conn.down.Store(false)
-	waitFor(t, real, "an insert whose answer is lost", func() bool { return first.Stats().InsertErrors > errs })
-	conn.down.Store(true)
-	conn.sent.Store(false)
 	time.Sleep(200 * time.Millisecond) // every queued item sealed and held
 
 	// The crash: the file as it is now, no Close.
@@ -357,4 +326,27 @@ func TestSinkHeldSurvivesCrash(t *testing.T) {
 		t.Errorf("hold file still there once stored: %v", err)
 	}
 	storedOnce(t, real, "after the crash")
+}
+
+// heldThroughOutage starts a sink keeping file over a ClickHouse that
+// refuses inserts and runs the novel exec pair into it; one insert then
+// reaches ClickHouse but its answer is lost, and ClickHouse refuses again.
+func heldThroughOutage(t *testing.T, file string) (*Sink, *outageConn, driver.Conn) {
+	t.Helper()
+	real := enginetest.Start(t).Conn(t)
+	if err := schema.Migrate(context.Background(), real, schema.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	conn := &outageConn{Conn: real}
+	conn.down.Store(true)
+	sink := NewSink(SinkOptions{Conn: conn, FlushInterval: 20 * time.Millisecond, HoldFile: file})
+	runNovelExecPair(t, sink)
+	waitFor(t, real, "rows held during the outage", func() bool { return sink.Stats().HeldRows > 0 && sink.Stats().InsertErrors > 0 })
+	errs := sink.Stats().InsertErrors
+	conn.sent.Store(true)
+	conn.down.Store(false)
+	waitFor(t, real, "an insert whose answer is lost", func() bool { return sink.Stats().InsertErrors > errs })
+	conn.down.Store(true)
+	conn.sent.Store(false)
+	return sink, conn, real
 }
