@@ -54,17 +54,25 @@ func (s *Sink) logHeld() {
 	if s.o.HoldFile == "" || s.holdLog != nil {
 		return
 	}
+	err := s.writeHeld()
+	if err == nil {
+		s.holdLog, err = os.OpenFile(s.o.HoldFile, os.O_WRONLY|os.O_APPEND, 0)
+	}
+	if err != nil {
+		s.o.Logger.Error("detect: held rows are in memory only", "file", s.o.HoldFile, "err", err)
+	}
+}
+
+// writeHeld replaces the hold file with what is held now.
+func (s *Sink) writeHeld() error {
 	err := os.MkdirAll(filepath.Dir(s.o.HoldFile), 0o700)
 	if err == nil {
 		err = writeAtomic(s.o.HoldFile, encodeHeld(s.held))
 	}
 	if err == nil {
 		s.holdOnDisk = true
-		s.holdLog, err = os.OpenFile(s.o.HoldFile, os.O_WRONLY|os.O_APPEND, 0)
 	}
-	if err != nil {
-		s.o.Logger.Error("detect: held rows are in memory only", "file", s.o.HoldFile, "err", err)
-	}
+	return err
 }
 
 // logRecord appends one record to the hold file, if it is being kept;
@@ -104,15 +112,10 @@ func (s *Sink) keepHeld() {
 		return
 	}
 	if n == 0 {
-		s.holdOnDisk = true // whatever this run did, none is needed
 		s.removeHeld()
 		return
 	}
-	err := os.MkdirAll(filepath.Dir(s.o.HoldFile), 0o700)
-	if err == nil {
-		err = writeAtomic(s.o.HoldFile, encodeHeld(s.held))
-	}
-	if err != nil {
+	if err := s.writeHeld(); err != nil {
 		s.droppedRows.Add(uint64(n))
 		s.o.Logger.Error("detect: rows not stored at shutdown, and not kept", "rows", n, "file", s.o.HoldFile, "err", err)
 		return

@@ -173,3 +173,20 @@ func FuzzDecodeHeld(f *testing.F) {
 		}
 	})
 }
+
+// TestHeldFileLeftForAStoringSink: a sink that stores nothing (no Conn)
+// neither reads nor removes the hold file a previous run left.
+func TestHeldFileLeftForAStoringSink(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "held-detections")
+	kept := encodeHeld(heldSample())
+	if err := os.WriteFile(file, kept, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := NewSink(SinkOptions{HoldFile: file})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(file); err != nil || !bytes.Equal(b, kept) {
+		t.Errorf("hold file changed by a sink with no ClickHouse: %v", err)
+	}
+}
